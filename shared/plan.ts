@@ -4,7 +4,10 @@ import type { Plan, PlanFile, PlanStep } from "./types.ts";
 /** Bounds on a plan document, so a valid signature cannot make the agent do unbounded work. */
 export const PLAN_LIMITS = { files: 10_000, steps: 1_000, pathBytes: 4_096, nameChars: 200, timeoutS: 7 * 86_400 } as const;
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// A flat character class plus a length check: a quantified group such as (?:[...]{4})* overflows
+// V8's regexp backtrack stack (RangeError) on content above ~6 MiB.
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
+const isBase64 = (s: string): boolean => s.length % 4 === 0 && BASE64_CHARS.test(s);
 const ACCOUNT = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10})$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -38,7 +41,7 @@ const fileProblems = (file: unknown, i: number): string[] => {
   for (const k of ["owner", "group"] as const) {
     if (file[k] !== undefined && (typeof file[k] !== "string" || !ACCOUNT.test(file[k]))) problems.push(`${where}.${k}: not a valid user/group name or id`);
   }
-  if (typeof file.content !== "string" || !BASE64.test(file.content)) problems.push(`${where}.content: must be base64`);
+  if (typeof file.content !== "string" || !isBase64(file.content)) problems.push(`${where}.content: must be base64`);
   return problems;
 };
 
