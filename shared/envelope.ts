@@ -105,10 +105,13 @@ const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], li
   return { plan: parsePlanBytes(bytes, header), bytes };
 };
 
+// Reused: a fatal TextDecoder holds no state between complete (non-streaming) decodes.
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 const parsePlanBytes = (bytes: Uint8Array, header: EnvelopeHeader): Plan => {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    value = JSON.parse(UTF8.decode(bytes));
   } catch {
     throw new EnvelopeError("invalid_plan", "plan is not valid UTF-8 JSON", header.id);
   }

@@ -9,7 +9,7 @@ import type { AdminKeyPair, NodeKeyPair, PublicKeyRef, TrustSet } from "./types.
 
 
 export const loadAdminKey = (path: string): AdminKeyPair =>
-  adminKeyFromPrivate(parseKey(readPrivateFile(path, "admin key"), KeyType.AdminPrivate, path));
+  adminKeyFromPrivate(parseKey(readPrivateFile(path, "admin key"), KeyType.AdminPrivate, path), path);
 
 export const loadNodeKey = (path: string): NodeKeyPair =>
   nodeKeyFromPrivate(parseKey(readPrivateFile(path, "node key"), KeyType.NodePrivate, path));

@@ -73,8 +73,10 @@ export const parseKey = (text: string, expected: KeyType, source: string): Uint8
   return key;
 };
 
-export const adminKeyFromPrivate = (privateKey: Uint8Array): AdminKeyPair => {
-  const publicKey = sodium.crypto_sign_ed25519_sk_to_pk(privateKey);
+/** An Ed25519 secret key is seed ‖ public key: re-derive from the seed so a corrupt file is caught. */
+export const adminKeyFromPrivate = (privateKey: Uint8Array, source = "admin key"): AdminKeyPair => {
+  const { publicKey } = sodium.crypto_sign_seed_keypair(privateKey.subarray(0, 32));
+  if (sodium.compare(publicKey, privateKey.subarray(32)) !== 0) throw new FleetplanError("bad_key", `${source}: corrupt Ed25519 key (public half does not match the seed)`);
   return { keyId: keyIdOf(publicKey), publicKey, privateKey };
 };
 

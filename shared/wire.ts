@@ -86,12 +86,16 @@ export const splitEnvelope = (bytes: Uint8Array): Omit<EnvelopeParts, "header"> 
 
 const HEADER_FIELDS = ["codec", "expires", "id", "issued", "plan_hash", "plan_size", "recipient", "target", "v"];
 
+// One decoder for every header: constructing one costs as much as decoding a header.
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /** Step 2 (header): strict, canonical JSON only; a parse failure is `malformed`, never a SyntaxError. */
 export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
   let value: unknown;
-  const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  let text: string;
   try {
-    value = JSON.parse(text.decode(headerBytes));
+    text = UTF8.decode(headerBytes);
+    value = JSON.parse(text);
   } catch {
     throw new EnvelopeError("malformed", "header is not valid UTF-8 JSON");
   }
@@ -109,7 +113,7 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
     : !isTime(h.issued) || !isTime(h.expires) ? "issued/expires must be unix milliseconds"
     : typeof h.plan_hash !== "string" || !HEX64.test(h.plan_hash) ? "plan_hash is not BLAKE2b-256 hex"
     : !isTime(h.plan_size) ? "plan_size must be a non-negative integer"
-    : canonicalJson(h) !== text.decode(headerBytes) ? "header is not canonical JSON"
+    : canonicalJson(h) !== text ? "header is not canonical JSON"
     : null;
   if (bad) throw new EnvelopeError("malformed", `header: ${bad}`, id);
   return h as unknown as EnvelopeHeader;

@@ -1,0 +1,65 @@
+import { join } from "node:path";
+import { formatTable } from "../../shared/cli.ts";
+import type { CliIo } from "../../shared/cli.ts";
+import { writeNewKey } from "../../shared/key-files.ts";
+import { sodiumReady } from "../../shared/sodium.ts";
+import type { AgentConfig } from "../config.ts";
+import { openLedger } from "../ledger.ts";
+
+const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : null);
+
+/** `keygen --out DIR`: a new X25519 node key, node.key (0600) and node.pub. */
+export const nodeKeygen = async (dir: string, json: boolean, io: CliIo): Promise<number> => {
+  await sodiumReady();
+  const key = writeNewKey(dir, "node");
+  io.stdout(json
+    ? `${JSON.stringify({ ok: true, key_id: key.keyId, private: key.privatePath, public: key.publicPath, public_key: key.publicText })}\n`
+    : `node key ${key.keyId}\n  private: ${key.privatePath} (0600, never leaves this node)\n  public:  ${key.publicPath}\n${key.publicText}\n`);
+  return 0;
+};
+
+/** `status`: the local ledger's view, no store or daemon needed. */
+export const localStatus = (config: AgentConfig, json: boolean, io: CliIo): number => {
+  const ledger = openLedger(join(config.stateDir, "ledger.db"));
+  try {
+    const hwm = ledger.highWaterMark();
+    const applied = ledger.lastSuccess();
+    const last = ledger.lastFinished();
+    const pending = ledger.pendingRuns();
+    const report = {
+      host: config.hostname,
+      accepted_id: hwm.id || null,
+      applied_id: applied?.id ?? null,
+      applied_hash: applied?.planHash ?? null,
+      applied_at: iso(applied?.finishedAt ?? null),
+      last_run: last ? { id: last.id, state: last.state, finished_at: iso(last.finishedAt), failed_step: last.failedStep } : null,
+      pending: pending.map((r) => ({ id: r.id, state: r.state })),
+      envelopes: ledger.counts(),
+    };
+    if (json) io.stdout(`${JSON.stringify(report)}\n`);
+    else {
+      io.stdout(formatTable(["host", "accepted", "applied", "hash", "applied at", "last run"], [[
+        report.host, report.accepted_id, report.applied_id, report.applied_hash?.slice(0, 12) ?? null, report.applied_at,
+        last ? `${last.id} ${last.state}` : null,
+      ]]));
+    }
+    return 0;
+  } finally {
+    ledger.close();
+  }
+};
+
+/** `history`: runs, newest first. */
+export const localHistory = (config: AgentConfig, limit: number, json: boolean, io: CliIo): number => {
+  const ledger = openLedger(join(config.stateDir, "ledger.db"));
+  try {
+    const runs = ledger.runs(limit);
+    if (json) io.stdout(`${JSON.stringify(runs)}\n`);
+    else io.stdout(formatTable(["run", "id", "hash", "state", "queued", "finished", "ms", "failed step"], runs.map((r) => [
+      r.runId, r.id, r.planHash.slice(0, 12), r.state, iso(r.queuedAt), iso(r.finishedAt), r.durationMs, r.failedStep,
+    ])));
+    return 0;
+  } finally {
+    ledger.close();
+  }
+};

@@ -1,0 +1,81 @@
+import { parseFlags, processIo, reportError } from "../../shared/cli.ts";
+import type { CliIo } from "../../shared/cli.ts";
+import { FleetplanError } from "../../shared/errors.ts";
+import { VERSION } from "../../shared/version.ts";
+import { applyOnce } from "./apply.ts";
+import { agentConfigFrom, CONFIG_FLAGS, onePositional } from "./common.ts";
+import { inspectEnvelope } from "./inspect.ts";
+import { localHistory, localStatus, nodeKeygen } from "./local.ts";
+import { runDaemon } from "./run.ts";
+
+const HELP = `fleetplan-agent ${VERSION} — verifies and applies signed provisioning plans on this node
+
+Usage:
+  fleetplan-agent run      [config flags]          the daemon (systemd: Type=notify)
+  fleetplan-agent apply    FILE|- [config flags]   verify and run one envelope (day-0 / SSH path)
+  fleetplan-agent keygen   --out DIR               new node key: DIR/node.key (0600), DIR/node.pub
+  fleetplan-agent inspect  FILE [--trust FILE] [--key FILE] [--hostname H]
+                                                   header, signers, verification (decrypts only with --key)
+  fleetplan-agent status   [config flags]          local ledger: accepted/applied ids, last run
+  fleetplan-agent history  [--limit N] [config flags]
+
+Config flags (override ${"$"}FLEETPLAN_* env vars, which override the config file):
+  --config FILE            default /etc/fleetplan/agent.json
+  --hostname NAME          default: the OS hostname
+  --store URL              nats://host:port[,nats://...] or consul://host:port
+  --node-key FILE          default /etc/fleetplan/node.key or ${"$"}CREDENTIALS_DIRECTORY/node.key
+  --trust FILE             default /etc/fleetplan/trust or ${"$"}CREDENTIALS_DIRECTORY/trust
+  --state-dir DIR          default /var/lib/fleetplan (ledger.db)
+  --log-dir DIR            default /var/log/fleetplan (per-run logs)
+  --metrics-listen H:P     default 127.0.0.1:9465 ("off" disables)
+  --json                   machine-readable output
+Exit codes: 0 ok, 1 run failed, 2 usage/config error, 3 envelope rejected, 4 store unreachable.
+`;
+
+/** Dispatch a subcommand; returns the exit code. */
+export const main = async (argv: string[], io: CliIo = processIo): Promise<number> => {
+  const [command, ...rest] = argv;
+  const json = rest.includes("--json");
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      io.stdout(HELP);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === "--version") {
+      io.stdout(`${VERSION}\n`);
+      return 0;
+    }
+    const extra = {
+      out: { type: "string" }, limit: { type: "string" }, key: { type: "string" },
+    } as const;
+    const { values, positionals } = parseFlags(rest, { ...CONFIG_FLAGS, ...extra });
+    if (values.help) {
+      io.stdout(HELP);
+      return 0;
+    }
+    switch (command) {
+      case "run":
+        return await runDaemon(agentConfigFrom(values));
+      case "apply":
+        return await applyOnce(onePositional(positionals, "envelope file (or - for stdin)"), agentConfigFrom(values), json, io);
+      case "keygen":
+        if (!values.out) throw new FleetplanError("invalid_argument", "keygen needs --out DIR");
+        return await nodeKeygen(values.out, json, io);
+      case "inspect": {
+        const opts = { ...(values.trust && { trust: values.trust }), ...(values.key && { key: values.key }), ...(values.hostname && { hostname: values.hostname }) };
+        return await inspectEnvelope(onePositional(positionals, "envelope file"), opts, json, io);
+      }
+      case "status":
+        return localStatus(agentConfigFrom(values), json, io);
+      case "history": {
+        const limit = Number(values.limit ?? 20);
+        if (!Number.isInteger(limit) || limit < 1) throw new FleetplanError("invalid_argument", `--limit: ${values.limit} must be a positive integer`);
+        return localHistory(agentConfigFrom(values), limit, json, io);
+      }
+      default:
+        throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan-agent --help`);
+    }
+  } catch (error) {
+    return reportError(error, json, io);
+  }
+};

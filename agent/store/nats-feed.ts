@@ -1,0 +1,97 @@
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FleetplanError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import { bucketOptions, natsConnectOptions } from "../../shared/nats-options.ts";
+import { backoffDelay, withTimeout } from "../../shared/retry.ts";
+import { encodeStatus } from "../../shared/status.ts";
+import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
+
+const openBucket = async (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> => {
+  try {
+    return await kvm.create(name, opts);
+  } catch {
+    // Created earlier with other settings (e.g. more replicas by an operator): use it as it is.
+    return await kvm.open(name, { timeout: opts.timeout });
+  }
+};
+
+/**
+ * Agent side of NATS JetStream KV: read the latest value of this host's key, then watch
+ * from the next revision. Every reconnect restarts that cycle, so an update missed while
+ * disconnected is read on return; revisions already delivered are never delivered again.
+ */
+export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): PlanFeed => {
+  const log = opts.logger;
+  const closed = new AbortController();
+  let nc: NatsConnection | undefined;
+  let plans: KV | undefined;
+  let statuses: KV | undefined;
+  let stopWatch: (() => void) | undefined;
+
+  const ensureConnection = async (host: string, events: FeedEvents): Promise<void> => {
+    if (nc) return;
+    nc = await connect(natsConnectOptions(config, { name: `fleetplan-agent/${host}`, forever: true }));
+    const kvm = new Kvm(nc);
+    plans = await openBucket(kvm, config.planBucket, bucketOptions(config, 5));
+    statuses = await openBucket(kvm, config.statusBucket, bucketOptions(config, 1));
+    events.onConnection?.(true);
+    log.info("store_connected", { store: config.servers.join(","), server: nc.getServer() });
+    void (async () => {
+      for await (const s of nc!.status()) {
+        if (s.type === "disconnect") {
+          events.onConnection?.(false);
+          log.warn("store_disconnected", { server: String(s.server) });
+        } else if (s.type === "reconnect") {
+          events.onConnection?.(true);
+          log.info("store_reconnected", { server: String(s.server) });
+          stopWatch?.(); // re-read the latest value: the watch may have missed updates
+        }
+      }
+    })();
+  };
+
+  const follow = async (host: string, events: FeedEvents): Promise<void> => {
+    let lastRevision = 0;
+    const deliver = async (value: Uint8Array, revision: number) => {
+      if (revision <= lastRevision) return;
+      lastRevision = revision;
+      await events.onEnvelope(value, revision);
+    };
+    for (let attempt = 0; !closed.signal.aborted; ) {
+      try {
+        await ensureConnection(host, events);
+        const latest = await plans!.get(host);
+        if (latest && latest.operation === "PUT") await deliver(latest.value, latest.revision);
+        const watcher = await plans!.watch({ key: host, resumeFromRevision: lastRevision + 1 });
+        stopWatch = () => watcher.stop();
+        attempt = 0;
+        for await (const entry of watcher) {
+          if (entry.operation === "PUT") await deliver(entry.value, entry.revision);
+        }
+      } catch (error) {
+        if (closed.signal.aborted) break;
+        const delay = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000 });
+        log.warn("store_watch_failed", { error: (error as Error).message, retry_ms: delay });
+        await sleep(delay, undefined, { signal: closed.signal }).catch(() => {});
+      }
+    }
+  };
+
+  const putStatus = async (status: AgentStatus): Promise<void> => {
+    if (!statuses) throw new FleetplanError("store_unavailable", "not connected to NATS yet");
+    await withTimeout(statuses.put(status.host, encodeStatus(status), { timeout: config.timeoutMs }), config.timeoutMs + 1_000, () =>
+      new FleetplanError("store_timeout", `status put timed out after ${config.timeoutMs} ms`));
+  };
+
+  const close = async (): Promise<void> => {
+    closed.abort();
+    stopWatch?.();
+    await nc?.drain().catch(() => nc?.close());
+  };
+
+  return { kind: "nats", follow, putStatus, close };
+};

@@ -1,0 +1,15 @@
+import * as A from "./_orig/mod.ts";
+import * as B from "../shared/mod.ts";
+await B.sodiumReady();
+const admin = B.adminKeyFromSeed(new Uint8Array(32).fill(1));
+const node = B.nodeKeyFromSeed(new Uint8Array(32).fill(2));
+const raw = new Uint8Array(2960); for (let i = 0, x = 2463534242; i < raw.length; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; raw[i] = x & 0xff; }
+const plan = { kind: "fleetplan/plan" as const, v: 1 as const, files: [{ path: "/etc/app.conf", mode: 0o640, content: Buffer.from(raw).toString("base64") }], steps: [{ name: "reload", run: "systemctl reload app" }] };
+const NOW = Date.now();
+const so = { id: 2, target: "web-1.example.org", nodePublicKey: node.publicKey, signers: [admin], issued: NOW, expires: NOW + 3600000 };
+const env = B.sealEnvelope(plan, so);
+const oo = { hostname: "web-1.example.org", nodeKeys: node, trust: { keys: new Map([[admin.keyId, admin.publicKey]]), threshold: 1 }, highWaterMark: { id: 1, planHash: null }, now: NOW };
+const ops: [string, () => unknown][] = [["A open", () => A.openEnvelope(env, oo)], ["B open", () => B.openEnvelope(env, oo)], ["A seal", () => A.sealEnvelope(plan, so)], ["B seal", () => B.sealEnvelope(plan, so)]];
+const tot = new Map<string, [number, number]>();
+for (let r = 0; r < 40; r++) for (const [n, f] of ops) { const t = performance.now(); let c = 0; while (performance.now() - t < 50) { f(); c++; } const e = tot.get(n) ?? [0, 0]; tot.set(n, [e[0] + c, e[1] + performance.now() - t]); }
+for (const [n, [c, ms]] of tot) console.log(n, (ms / c * 1000).toFixed(1), "us");

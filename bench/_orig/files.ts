@@ -1,0 +1,67 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { FleetplanError } from "./errors.ts";
+
+/** Write a file all-or-nothing: temp file in the same directory, fsync, rename, fsync dir. */
+export const writeFileAtomic = (path: string, data: string | Uint8Array, mode = 0o600): void => {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(tmp, "wx", mode);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  syncDir(dirname(path));
+};
+
+const syncDir = (dir: string): void => {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+};
+
+const readOrExplain = (path: string, what: string): string => {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new FleetplanError("not_found", `cannot read ${what} ${path}: ${code ?? (error as Error).message}`);
+  }
+};
+
+/** Read a private key file, refusing it (like OpenSSH) when group or others may read it. */
+export const readPrivateFile = (path: string, what: string): string => {
+  const text = readOrExplain(path, what);
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o077) {
+    throw new FleetplanError(
+      "insecure_key_file",
+      `${what} ${path} is accessible by group or others (mode ${mode.toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
+    );
+  }
+  return text;
+};
+
+/** Read a file that decides what runs as root (trust set): refuse it when others may write it. */
+export const readProtectedFile = (path: string, what: string): string => {
+  const text = readOrExplain(path, what);
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o022) {
+    throw new FleetplanError(
+      "insecure_key_file",
+      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); run: chmod go-w ${path}`,
+    );
+  }
+  return text;
+};
+
+/** Read an ordinary file, with the path in the error. */
+export const readTextFile = (path: string, what: string): string => readOrExplain(path, what);

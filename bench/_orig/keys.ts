@@ -1,0 +1,118 @@
+import { FleetplanError } from "./errors.ts";
+import { sodium } from "./sodium.ts";
+import type { AdminKeyPair, NodeKeyPair, PublicKeyRef, TrustSet } from "./types.ts";
+
+// Text forms, one line each, copy-pasteable like OpenSSH keys: `<type> <base64> [key id]`.
+export const KeyType = {
+  AdminPublic: "fleetplan-admin-ed25519",
+  AdminPrivate: "fleetplan-admin-ed25519-private",
+  NodePublic: "fleetplan-node-x25519",
+  NodePrivate: "fleetplan-node-x25519-private",
+} as const;
+export type KeyType = (typeof KeyType)[keyof typeof KeyType];
+
+const KEY_LENGTH: Record<KeyType, number> = {
+  [KeyType.AdminPublic]: 32,
+  [KeyType.AdminPrivate]: 64,
+  [KeyType.NodePublic]: 32,
+  [KeyType.NodePrivate]: 32,
+};
+
+/** Key id: first 8 bytes of BLAKE2b-256(public key), hex (PROTOCOL.md). */
+export const keyIdOf = (publicKey: Uint8Array): string =>
+  sodium.to_hex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
+
+/** BLAKE2b-256 hex of arbitrary bytes (the plan hash). */
+export const blake2bHex = (bytes: Uint8Array): string => sodium.to_hex(sodium.crypto_generichash(32, bytes, null));
+
+export const generateAdminKey = (): AdminKeyPair => {
+  const { publicKey, privateKey } = sodium.crypto_sign_keypair();
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+export const generateNodeKey = (): NodeKeyPair => {
+  const { publicKey, privateKey } = sodium.crypto_box_keypair();
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+/** Deterministic keys from a 32-byte seed: test vectors only. */
+export const adminKeyFromSeed = (seed: Uint8Array): AdminKeyPair => {
+  const { publicKey, privateKey } = sodium.crypto_sign_seed_keypair(seed);
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+export const nodeKeyFromSeed = (seed: Uint8Array): NodeKeyPair => {
+  const { publicKey, privateKey } = sodium.crypto_box_seed_keypair(seed);
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+/** One text line for a key; public keys carry their key id as a trailing comment. */
+export const formatKey = (type: KeyType, key: Uint8Array): string => {
+  const b64 = sodium.to_base64(key, sodium.base64_variants.ORIGINAL);
+  return type === KeyType.AdminPublic || type === KeyType.NodePublic ? `${type} ${b64} ${keyIdOf(key)}` : `${type} ${b64}`;
+};
+
+/** Parse one key line of the expected type; `source` names it in errors (never the key). */
+export const parseKey = (text: string, expected: KeyType, source: string): Uint8Array => {
+  const [type, b64, keyId, ...rest] = text.trim().split(/\s+/);
+  if (type !== expected) {
+    throw new FleetplanError("bad_key", `${source}: expected a ${expected} key, found ${JSON.stringify(type?.slice(0, 40) ?? "")}`);
+  }
+  let key: Uint8Array;
+  try {
+    key = sodium.from_base64(b64 ?? "", sodium.base64_variants.ORIGINAL);
+  } catch {
+    throw new FleetplanError("bad_key", `${source}: key is not valid base64`);
+  }
+  if (key.length !== KEY_LENGTH[expected]) {
+    throw new FleetplanError("bad_key", `${source}: ${expected} key must be ${KEY_LENGTH[expected]} bytes, got ${key.length}`);
+  }
+  if (keyId !== undefined && rest.length === 0 && keyId !== keyIdOf(key)) {
+    throw new FleetplanError("bad_key", `${source}: key id ${keyId} does not match the key (${keyIdOf(key)})`);
+  }
+  return key;
+};
+
+export const adminKeyFromPrivate = (privateKey: Uint8Array): AdminKeyPair => {
+  const publicKey = sodium.crypto_sign_ed25519_sk_to_pk(privateKey);
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+export const nodeKeyFromPrivate = (privateKey: Uint8Array): NodeKeyPair => {
+  const publicKey = sodium.crypto_scalarmult_base(privateKey);
+  return { keyId: keyIdOf(publicKey), publicKey, privateKey };
+};
+
+export const publicRef = (publicKey: Uint8Array): PublicKeyRef => ({ keyId: keyIdOf(publicKey), publicKey });
+
+/**
+ * Trust file: one admin public key per line, `#` comments, optional `threshold K`.
+ * The threshold must be between 1 and the number of distinct keys.
+ */
+export const parseTrust = (text: string, source: string): TrustSet => {
+  const keys = new Map<string, Uint8Array>();
+  let threshold = 1;
+  text.split("\n").forEach((raw, index) => {
+    const line = raw.replace(/#.*/, "").trim();
+    if (line === "") return;
+    const where = `${source}:${index + 1}`;
+    const match = /^threshold\s+(\S+)$/.exec(line);
+    if (match) {
+      threshold = Number(match[1]);
+      if (!Number.isInteger(threshold) || threshold < 1) {
+        throw new FleetplanError("bad_key", `${where}: threshold must be a positive integer, got ${JSON.stringify(match[1])}`);
+      }
+      return;
+    }
+    const key = parseKey(line, KeyType.AdminPublic, where);
+    keys.set(keyIdOf(key), key);
+  });
+  if (keys.size === 0) throw new FleetplanError("bad_key", `${source}: no admin public keys`);
+  if (threshold > keys.size) {
+    throw new FleetplanError("bad_key", `${source}: threshold ${threshold} exceeds the ${keys.size} distinct trusted keys`);
+  }
+  return { keys, threshold };
+};
+
+export const formatTrust = (keys: Uint8Array[], threshold = 1): string =>
+  [`# fleetplan trust set: admin keys this agent accepts`, `threshold ${threshold}`, ...keys.map((k) => formatKey(KeyType.AdminPublic, k)), ""].join("\n");

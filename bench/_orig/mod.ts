@@ -1,0 +1,11 @@
+export { canonicalBytes, canonicalJson } from "./canonical-json.ts";
+export { compressPlan, decompressPlan } from "./codec.ts";
+export { openEnvelope, parseEnvelope, sealEnvelope, verifySignatures } from "./envelope.ts";
+export { EnvelopeError, FleetplanError, isBenign, reasonOf, RejectReason, OpReason } from "./errors.ts";
+export type { Reason } from "./errors.ts";
+export * from "./keys.ts";
+export { normalizePlan, parseMode, planBytes, planFromScript, planProblems, PLAN_LIMITS } from "./plan.ts";
+export { sodium, sodiumReady } from "./sodium.ts";
+export { DEFAULT_LIMITS, isValidHostname, SIGNING_PREFIX } from "./wire.ts";
+export type * from "./types.ts";
+export { AgentState, StoreKind } from "./types.ts";

@@ -1,0 +1,40 @@
+import binding from "zstd-napi/binding.js";
+import { compress } from "zstd-napi";
+import { adminKeyFromSeed, nodeKeyFromSeed, planBytes, sealEnvelope, sodiumReady, sodium, canonicalBytes } from "../shared/mod.ts";
+import { decompressPlan, compressPlan } from "../shared/codec.ts";
+import { planProblems, normalizePlan } from "../shared/plan.ts";
+import { keyIdOf } from "../shared/keys.ts";
+await sodiumReady();
+const raw = new Uint8Array(2960); for (let i = 0, x = 2463534242; i < raw.length; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; raw[i] = x & 0xff; }
+const plan = { kind: "fleetplan/plan" as const, v: 1 as const, files: [{ path: "/etc/app.conf", mode: 0o640, content: Buffer.from(raw).toString("base64") }], steps: [{ name: "reload", run: "systemctl reload app" }] };
+const plain = planBytes(plan);
+const comp = compressPlan(plain);
+const content = plan.files[0]!.content;
+const dctx = new binding.DCtx(); const dout = new Uint8Array(plain.length + 1);
+const d2 = new binding.DCtx(); d2.setParameter(binding.DParameter.windowLogMax, 25);
+const cctx = new binding.CCtx(); const cout = new Uint8Array(binding.compressBound(plain.length));
+const time = (name: string, f: () => unknown, n = 20000) => { for (let i = 0; i < 500; i++) f(); const t = performance.now(); for (let i = 0; i < n; i++) f(); console.log(name.padEnd(28), ((performance.now() - t) / n * 1000).toFixed(2), "us"); };
+const td = new TextDecoder("utf-8", { fatal: true });
+for (let k = 0; k < 2; k++) {
+time("decompressPlan", () => decompressPlan(comp, plain.length));
+time("raw dctx.decompress", () => dctx.decompress(dout, comp));
+time("stream sessionOnly", () => { d2.reset(binding.ResetDirective.sessionOnly); return d2.decompressStream(dout, comp); });
+time("stream reset+param", () => { d2.reset(binding.ResetDirective.sessionAndParameters); d2.setParameter(binding.DParameter.windowLogMax, 25); return d2.decompressStream(dout, comp); });
+time("new Uint8Array(4k)", () => new Uint8Array(plain.length + 1));
+time("compressPlan", () => compressPlan(plain));
+time("compress()", () => compress(plain));
+time("raw cctx.compress", () => cctx.compress(cout, plain, 3));
+time("base64 regex", () => /^[A-Za-z0-9+/]*={0,2}$/.test(content));
+time("planProblems", () => planProblems(plan));
+time("new TextDecoder+decode", () => new TextDecoder("utf-8", { fatal: true }).decode(plain));
+time("shared TextDecoder decode", () => td.decode(plain));
+time("Buffer utf8Slice", () => Buffer.from(plain.buffer, plain.byteOffset, plain.length).toString("utf8"));
+time("JSON.parse", () => JSON.parse('{"a":1}'));
+time("normalizePlan", () => normalizePlan(plan));
+time("canonicalBytes", () => canonicalBytes(plan));
+time("JSON.stringify", () => JSON.stringify(plan));
+time("TextEncoder", () => new TextEncoder().encode(content));
+time("keyIdOf", () => keyIdOf(plain.subarray(0, 32)));
+time("to_hex 32", () => sodium.to_hex(plain.subarray(0, 32)));
+time("blake2b 4k", () => sodium.crypto_generichash(32, plain, null));
+}

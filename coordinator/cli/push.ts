@@ -1,0 +1,96 @@
+import { userInfo } from "node:os";
+import type { CliIo } from "../../shared/cli.ts";
+import { ExitCode } from "../../shared/cli.ts";
+import { parseDuration } from "../../shared/duration.ts";
+import { FleetplanError } from "../../shared/errors.ts";
+import { loadAdminKey } from "../../shared/key-files.ts";
+import type { Logger } from "../../shared/log.ts";
+import { sodiumReady } from "../../shared/sodium.ts";
+import { describeStore } from "../../shared/store-config.ts";
+import type { PlanStore } from "../../shared/types.ts";
+import type { CoordinatorConfig } from "../config.ts";
+import type { CoordinatorDb, ServerRow } from "../db.ts";
+import { loadPlanDir, loadPlanFile } from "../plan-source.ts";
+import { createProgress } from "../progress.ts";
+import { push } from "../push.ts";
+import type { PushEvent } from "../push.ts";
+import { createSshDelivery } from "../store/ssh.ts";
+import { openStore } from "../store/select.ts";
+import { fleetStatus } from "./status.ts";
+
+export interface PushFlags {
+  plan?: string;
+  plans?: string;
+  servers?: string;
+  group?: string;
+  all?: boolean;
+  "dry-run"?: boolean;
+  force?: boolean;
+  wait?: boolean;
+  timeout?: string;
+  expires?: string;
+  concurrency?: string;
+  via?: string;
+  prometheus?: string;
+  "max-age"?: string;
+  "ssh-config"?: string;
+  "remote-agent"?: string;
+}
+
+/** The servers a command applies to: --servers a,b | --group G | --all (exactly one). */
+export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers" | "group" | "all">, required: boolean): ServerRow[] => {
+  const given = [flags.servers, flags.group, flags.all].filter((v) => v !== undefined && v !== false).length;
+  if (given > 1) throw new FleetplanError("invalid_argument", "use only one of --servers, --group, --all");
+  if (given === 0 && required) throw new FleetplanError("invalid_argument", "choose targets with --servers a,b, --group NAME or --all");
+  const servers = db.servers(flags.servers ? { hosts: flags.servers.split(",").map((s) => s.trim()).filter(Boolean) } : flags.group ? { group: flags.group } : {});
+  if (servers.length === 0) throw new FleetplanError("not_found", "no servers selected (is the inventory empty? see `fleetplan server add`)");
+  return servers;
+};
+
+/** `push`: seal and deliver plans, print events or progress, exit 0 only if all went well. */
+export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo): Promise<number> => {
+  if (!flags.plan === !flags.plans) throw new FleetplanError("invalid_argument", "give exactly one of --plan FILE or --plans DIR");
+  if (flags.via !== undefined && flags.via !== "ssh" && flags.via !== "store") throw new FleetplanError("invalid_argument", `--via: ${flags.via} must be ssh or store`);
+  const concurrency = Number(flags.concurrency ?? 16);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
+  const waitTimeoutMs = parseDuration(flags.timeout ?? "10m", "--timeout");
+  const expiresInMs = parseDuration(flags.expires ?? "24h", "--expires");
+  const maxAgeMs = parseDuration(flags["max-age"] ?? "30m", "--max-age");
+  await sodiumReady();
+  const signers = config.adminKeys.map(loadAdminKey);
+  const targets = selectServers(db, flags, !!flags.plan);
+  const plans = flags.plan
+    ? new Map(targets.map((t) => [t.host, loadPlanFile(flags.plan!)]))
+    : loadPlanDir(flags.plans!, targets.map((t) => t.host));
+
+  let store: Promise<PlanStore> | null = null;
+  const progress = config.json ? null : createProgress(io, targets.length, process.stderr.isTTY === true);
+  const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
+  try {
+    const summary = await push(
+      { targets, plans, dryRun: !!flags["dry-run"], force: !!flags.force, wait: !!flags.wait, waitTimeoutMs, expiresInMs, concurrency, viaSsh: flags.via === "ssh" },
+      {
+        db, signers, emit, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username,
+        store: () => (store ??= openStore(config.store, logger)),
+        converged: async (servers) => {
+          const rows = await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) });
+          return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
+        },
+        deliverSsh: createSshDelivery({
+          logger, ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }), ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
+        }),
+      },
+    );
+    progress?.end();
+    if (config.json) io.stdout(`${JSON.stringify({ event: "summary", ...summary })}\n`);
+    else {
+      for (const t of summary.targets) {
+        io.stdout(`${t.host.padEnd(24)} ${t.outcome.padEnd(12)} id ${t.id ?? "-"}  ${t.plan_hash.slice(0, 12)}  ${t.decision}${t.reason ? `  (${t.reason})` : ""}\n`);
+      }
+      io.stdout(`${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts).map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
+    }
+    return summary.ok ? ExitCode.Ok : ExitCode.Failed;
+  } finally {
+    if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+  }
+};

@@ -1,0 +1,82 @@
+import type Database from "better-sqlite3";
+import { FleetplanError } from "../shared/errors.ts";
+
+// The coordinator's schema, versioned by PRAGMA user_version: migration N (1-based) brings a
+// database from version N-1 to N. Append new migrations; never edit a released one.
+
+/** One schema step, run inside a transaction together with its user_version bump. */
+export type Migration = (db: Database.Database) => void;
+
+export const MIGRATIONS: readonly Migration[] = [
+  (db) =>
+    db.exec(`
+      CREATE TABLE servers (
+        host         TEXT PRIMARY KEY,
+        node_key     TEXT NOT NULL,
+        node_key_id  TEXT NOT NULL,
+        metrics_url  TEXT,
+        ssh          TEXT,
+        grp          TEXT,
+        bootstrapped INTEGER NOT NULL DEFAULT 1 CHECK (bootstrapped IN (0, 1)),
+        added_at     INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX servers_grp ON servers (grp);
+
+      -- The expected state: per target, the last id issued and its plan hash. Deliberately not
+      -- tied to servers: removing and re-adding a host must never let its ids go down.
+      CREATE TABLE issued (
+        host      TEXT PRIMARY KEY,
+        last_id   INTEGER NOT NULL CHECK (last_id > 0),
+        plan_hash TEXT NOT NULL,
+        issued_at INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE pushes (
+        push_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        store       TEXT NOT NULL,
+        dry_run     INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+        force       INTEGER NOT NULL CHECK (force IN (0, 1)),
+        operator    TEXT NOT NULL,
+        summary     TEXT
+      ) STRICT;
+
+      CREATE TABLE results (
+        result_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        push_id   INTEGER NOT NULL REFERENCES pushes (push_id),
+        host      TEXT NOT NULL,
+        id        INTEGER,
+        plan_hash TEXT,
+        outcome   TEXT NOT NULL,
+        reason    TEXT,
+        message   TEXT,
+        at        INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX results_host ON results (host, result_id);
+      CREATE INDEX results_push ON results (push_id);
+    `),
+];
+
+const schemaVersion = (db: Database.Database): number => db.pragma("user_version", { simple: true }) as number;
+
+/** Bring `db` to the newest schema; each step is all-or-nothing. Returns the final version. */
+export const migrate = (db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number => {
+  // The version is read inside each write transaction, so two processes opening a fresh file
+  // at once cannot both run the same step.
+  const step = db.transaction((): boolean => {
+    const version = schemaVersion(db);
+    if (version > migrations.length) {
+      throw new FleetplanError(
+        "invalid_config",
+        `coordinator database has schema version ${version}, newer than this fleetplan knows (${migrations.length}); upgrade fleetplan`,
+      );
+    }
+    if (version === migrations.length) return false;
+    migrations[version]!(db);
+    db.pragma(`user_version = ${version + 1}`);
+    return true;
+  });
+  while (step.immediate());
+  return schemaVersion(db);
+};

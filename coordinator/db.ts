@@ -1,0 +1,264 @@
+import { chmodSync, closeSync, openSync, statSync } from "node:fs";
+import Database from "better-sqlite3";
+import { FleetplanError } from "../shared/errors.ts";
+import { migrate } from "./db-schema.ts";
+import { nextProvisioningId } from "./ids.ts";
+
+// The coordinator's state: inventory, the expected state (last id issued per target) and an
+// append-only log of pushes and their per-target outcomes. One SQLite file, WAL, fsync'd.
+
+/** One inventory entry. `nodeKey` is the normalised public key line (`fleetplan-node-x25519 <b64> <keyid>`). */
+export interface ServerRow {
+  host: string;
+  nodeKey: string;
+  nodeKeyId: string;
+  metricsUrl: string | null;
+  /** `user@addr:port`, for day-0 pushes over SSH. */
+  ssh: string | null;
+  group: string | null;
+  /** false until the agent is installed: such targets are pushed over SSH, not the store. */
+  bootstrapped: boolean;
+  /** unix ms */
+  addedAt: number;
+}
+
+/** What this coordinator last issued for a target: the state the target should converge to. */
+export interface Expected {
+  id: number;
+  planHash: string;
+  /** unix ms */
+  issuedAt: number;
+}
+
+/** Per-target outcomes the push code records; stored as text, so new ones need no migration. */
+export const PushOutcome = {
+  Pushed: "pushed",
+  Skipped: "skipped",
+  PutFailed: "put_failed",
+  Succeeded: "succeeded",
+  Failed: "failed",
+  Timeout: "timeout",
+  Rejected: "rejected",
+  SshFailed: "ssh_failed",
+} as const;
+export type PushOutcome = (typeof PushOutcome)[keyof typeof PushOutcome];
+
+export interface PushStart {
+  store: string;
+  dryRun: boolean;
+  force: boolean;
+  operator: string;
+  at: number;
+}
+
+export interface ResultInput {
+  host: string;
+  id: number | null;
+  planHash: string | null;
+  outcome: string;
+  reason?: string | null;
+  message?: string | null;
+  at: number;
+}
+
+/** One recorded outcome, with the push it belongs to. */
+export interface HistoryRow {
+  pushId: number;
+  at: number;
+  host: string;
+  id: number | null;
+  planHash: string | null;
+  outcome: string;
+  reason: string | null;
+  message: string | null;
+  operator: string;
+  store: string;
+  dryRun: boolean;
+}
+
+export interface CoordinatorDb {
+  /** All-or-nothing: a host already in the inventory (or twice in `rows`) writes nothing. */
+  addServers(rows: ServerRow[]): void;
+  removeServer(host: string): boolean;
+  /** Sorted by host; an unknown host in `hosts` is an error naming every unknown one. */
+  servers(filter?: { hosts?: string[]; group?: string }): ServerRow[];
+  setBootstrapped(host: string, value: boolean): void;
+  /** Atomically pick the next id for host and record it with its hash as expected. */
+  issueId(host: string, planHash: string, now: Date): number;
+  /** The id issueId would return now, without writing (dry runs). */
+  peekNextId(host: string, now: Date): number;
+  expected(host?: string): Map<string, Expected>;
+  lastIssuedId(host: string): number | null;
+  startPush(p: PushStart): number;
+  recordResult(pushId: number, r: ResultInput): void;
+  finishPush(pushId: number, at: number, summary: unknown): void;
+  /** Newest first (by recording order, not by clock). */
+  history(opts?: { host?: string; limit?: number }): HistoryRow[];
+  close(): void;
+}
+
+const PLAN_HASH = /^[0-9a-f]{64}$/;
+const BUSY_TIMEOUT_MS = 10_000;
+
+interface ServerRecord {
+  host: string;
+  node_key: string;
+  node_key_id: string;
+  metrics_url: string | null;
+  ssh: string | null;
+  grp: string | null;
+  bootstrapped: number;
+  added_at: number;
+}
+
+const toServer = (r: ServerRecord): ServerRow => ({
+  host: r.host,
+  nodeKey: r.node_key,
+  nodeKeyId: r.node_key_id,
+  metricsUrl: r.metrics_url,
+  ssh: r.ssh,
+  group: r.grp,
+  bootstrapped: r.bootstrapped === 1,
+  addedAt: r.added_at,
+});
+
+const toHistory = (r: Record<string, unknown>): HistoryRow => ({
+  pushId: r.push_id as number,
+  at: r.at as number,
+  host: r.host as string,
+  id: r.id as number | null,
+  planHash: r.plan_hash as string | null,
+  outcome: r.outcome as string,
+  reason: r.reason as string | null,
+  message: r.message as string | null,
+  operator: r.operator as string,
+  store: r.store as string,
+  dryRun: r.dry_run === 1,
+});
+
+/** Create the file owner-only before SQLite does (its -wal/-shm files copy this mode). */
+const createPrivate = (path: string): void => {
+  closeSync(openSync(path, "a", 0o600));
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+};
+
+const connect = (path: string): Database.Database => {
+  try {
+    createPrivate(path);
+    const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      migrate(db);
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof FleetplanError) throw error;
+    throw new FleetplanError("ledger_error", `cannot open coordinator database ${path}: ${(error as Error).message}`, { cause: error });
+  }
+};
+
+/** Open (creating and migrating as needed) the coordinator database at `path`. */
+export const openCoordinatorDb = (path: string): CoordinatorDb => {
+  const db = connect(path);
+  const q = {
+    insertServer: db.prepare(
+      `INSERT INTO servers (host, node_key, node_key_id, metrics_url, ssh, grp, bootstrapped, added_at)
+       VALUES (@host, @nodeKey, @nodeKeyId, @metricsUrl, @ssh, @group, @bootstrapped, @addedAt)`,
+    ),
+    hostExists: db.prepare("SELECT 1 FROM servers WHERE host = ?").pluck(),
+    removeServer: db.prepare("DELETE FROM servers WHERE host = ?"),
+    allServers: db.prepare("SELECT * FROM servers ORDER BY host"),
+    setBootstrapped: db.prepare("UPDATE servers SET bootstrapped = ? WHERE host = ?"),
+    lastId: db.prepare("SELECT last_id FROM issued WHERE host = ?").pluck(),
+    upsertIssued: db.prepare(
+      `INSERT INTO issued (host, last_id, plan_hash, issued_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET last_id = excluded.last_id, plan_hash = excluded.plan_hash, issued_at = excluded.issued_at`,
+    ),
+    expected: db.prepare("SELECT host, last_id, plan_hash, issued_at FROM issued WHERE @host IS NULL OR host = @host ORDER BY host"),
+    startPush: db.prepare(
+      "INSERT INTO pushes (started_at, store, dry_run, force, operator) VALUES (?, ?, ?, ?, ?)",
+    ),
+    recordResult: db.prepare(
+      `INSERT INTO results (push_id, host, id, plan_hash, outcome, reason, message, at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    finishPush: db.prepare("UPDATE pushes SET finished_at = ?, summary = ? WHERE push_id = ?"),
+    history: db.prepare(
+      `SELECT r.push_id, r.at, r.host, r.id, r.plan_hash, r.outcome, r.reason, r.message, p.operator, p.store, p.dry_run
+       FROM results r JOIN pushes p USING (push_id)
+       WHERE @host IS NULL OR r.host = @host ORDER BY r.result_id DESC LIMIT @limit`,
+    ),
+  };
+
+  const requireServer = (host: string): void => {
+    if (q.hostExists.get(host) === undefined) throw new FleetplanError("not_found", `server ${host} is not in the inventory`);
+  };
+
+  const lastIssuedId = (host: string): number | null => (q.lastId.get(host) as number | undefined) ?? null;
+
+  const addServers = db.transaction((rows: ServerRow[]) => {
+    const seen = new Set<string>();
+    const conflicts = new Set<string>();
+    for (const r of rows) {
+      if (seen.has(r.host) || q.hostExists.get(r.host) !== undefined) conflicts.add(r.host);
+      seen.add(r.host);
+    }
+    if (conflicts.size > 0) {
+      throw new FleetplanError("conflict", `already in the inventory (nothing added): ${[...conflicts].join(", ")}`);
+    }
+    for (const r of rows) q.insertServer.run({ ...r, bootstrapped: r.bootstrapped ? 1 : 0 });
+  });
+
+  const issueId = db.transaction((host: string, planHash: string, now: Date): number => {
+    if (!PLAN_HASH.test(planHash)) throw new FleetplanError("invalid_argument", "plan hash must be 64 lowercase hex digits");
+    requireServer(host);
+    const id = nextProvisioningId(now, lastIssuedId(host));
+    q.upsertIssued.run(host, id, planHash, now.getTime());
+    return id;
+  });
+
+  return {
+    addServers: (rows) => addServers.immediate(rows),
+    removeServer: (host) => q.removeServer.run(host).changes > 0,
+    servers: (filter = {}) => {
+      const rows = (q.allServers.all() as ServerRecord[]).map(toServer);
+      if (filter.hosts !== undefined) {
+        const known = new Set(rows.map((r) => r.host));
+        const unknown = filter.hosts.filter((h) => !known.has(h));
+        if (unknown.length > 0) throw new FleetplanError("not_found", `not in the inventory: ${[...new Set(unknown)].join(", ")}`);
+      }
+      const wanted = filter.hosts === undefined ? null : new Set(filter.hosts);
+      return rows.filter((r) => (wanted === null || wanted.has(r.host)) && (filter.group === undefined || r.group === filter.group));
+    },
+    setBootstrapped: (host, value) => {
+      if (q.setBootstrapped.run(value ? 1 : 0, host).changes === 0) requireServer(host);
+    },
+    // IMMEDIATE takes the write lock before reading last_id, so two coordinators never pick the same id.
+    issueId: (host, planHash, now) => issueId.immediate(host, planHash, now),
+    peekNextId: (host, now) => nextProvisioningId(now, lastIssuedId(host)),
+    expected: (host) =>
+      new Map(
+        (q.expected.all({ host: host ?? null }) as { host: string; last_id: number; plan_hash: string; issued_at: number }[]).map((r) => [
+          r.host,
+          { id: r.last_id, planHash: r.plan_hash, issuedAt: r.issued_at },
+        ]),
+      ),
+    lastIssuedId,
+    startPush: (p) => Number(q.startPush.run(p.at, p.store, p.dryRun ? 1 : 0, p.force ? 1 : 0, p.operator).lastInsertRowid),
+    recordResult: (pushId, r) => {
+      q.recordResult.run(pushId, r.host, r.id, r.planHash, r.outcome, r.reason ?? null, r.message ?? null, r.at);
+    },
+    finishPush: (pushId, at, summary) => {
+      if (q.finishPush.run(at, JSON.stringify(summary ?? null), pushId).changes === 0) {
+        throw new FleetplanError("not_found", `push ${pushId} does not exist`);
+      }
+    },
+    history: (opts = {}) => (q.history.all({ host: opts.host ?? null, limit: opts.limit ?? -1 }) as Record<string, unknown>[]).map(toHistory),
+    close: () => db.close(),
+  };
+};

@@ -1,0 +1,30 @@
+import type { Expected } from "./db.ts";
+
+/** What push does with one target, and why. */
+export type Decision = { action: "push"; reason: "new" | "changed" | "not_converged" | "forced" } | { action: "skip"; reason: "converged" };
+
+/**
+ * Skip a target only when it already converged on exactly this plan hash; anything else —
+ * never pushed, different plan, not converged, --force — gets a new id.
+ */
+export const decideTarget = (planHash: string, expected: Expected | undefined, converged: boolean, force: boolean): Decision => {
+  if (force) return { action: "push", reason: "forced" };
+  if (!expected) return { action: "push", reason: "new" };
+  if (expected.planHash !== planHash) return { action: "push", reason: "changed" };
+  return converged ? { action: "skip", reason: "converged" } : { action: "push", reason: "not_converged" };
+};
+
+/** Final states of a pushed target as seen in the status bucket. */
+export const FINAL_OUTCOMES = new Set(["succeeded", "failed", "interrupted", "rejected", "superseded"]);
+
+/** The outcome of a pushed id given an agent's status, or null while it is still in flight. */
+export const outcomeFromStatus = (pushedId: number, status: { state: string; id: number | null; applied_id: number | null; result: string | null }): { outcome: string; reason: string | null } | null => {
+  if (status.applied_id === pushedId) return { outcome: "succeeded", reason: null };
+  if (status.id === null) return null;
+  if (status.id > pushedId) return { outcome: "superseded", reason: `a newer id ${status.id} arrived` };
+  if (status.id !== pushedId) return null;
+  if (status.state === "rejected") return status.result === "duplicate" ? null : { outcome: "rejected", reason: status.result };
+  if (status.state === "succeeded") return { outcome: "succeeded", reason: null };
+  if (status.state === "failed" || status.state === "interrupted") return { outcome: status.state, reason: status.state };
+  return null;
+};

@@ -1,0 +1,218 @@
+import { isIPv4, isIPv6 } from "node:net";
+import { dirname, extname, isAbsolute, resolve } from "node:path";
+import { FleetplanError } from "../shared/errors.ts";
+import { loadNodePublicKey } from "../shared/key-files.ts";
+import { formatKey, KeyType } from "../shared/keys.ts";
+import { isValidHostname } from "../shared/wire.ts";
+import type { ServerRow } from "./db.ts";
+
+// Inventory input (`server add` flags, `server import FILE`) is checked completely before
+// anything is written: every problem is collected and reported in one error, by line or index.
+// Node keys are parsed with libsodium: callers await sodiumReady() first.
+
+/** One server as given by an operator; every field still untrusted. */
+export interface ServerInput {
+  host?: unknown;
+  node_key?: unknown;
+  metrics?: unknown;
+  ssh?: unknown;
+  group?: unknown;
+  bootstrapped?: unknown;
+}
+
+export interface InventoryOptions {
+  /** Relative node key paths resolve against this directory (the import file's). */
+  baseDir?: string;
+  /** unix ms recorded as addedAt */
+  now?: number;
+}
+
+const FIELDS = ["host", "node_key", "metrics", "ssh", "group", "bootstrapped"] as const;
+const GROUP = /^[A-Za-z0-9_.-]{1,64}$/;
+const SSH = /^(?:([A-Za-z0-9_][A-Za-z0-9_.-]*)@)?(\[[0-9A-Fa-f:.]+\]|[^@:[\]]+)(?::(\d{1,5}))?$/;
+const MAX_LISTED = 50;
+const TRUE = new Set(["true", "1", "yes"]);
+const FALSE = new Set(["false", "0", "no"]);
+
+type Check<T> = (value: string) => T;
+const fail = (message: string): never => {
+  throw new FleetplanError("invalid_argument", message);
+};
+
+/** http(s) URL of an agent's /metrics; `host:port` or a bare origin gets `http://` and `/metrics`. */
+export const normalizeMetricsUrl: Check<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw.includes("://") ? raw : `http://${raw}`);
+  } catch {
+    return fail(`${JSON.stringify(raw)} is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") fail(`scheme must be http or https, got ${url.protocol}`);
+  if (url.hostname === "") fail("URL has no host");
+  // Credentials would end up in the database and in status output.
+  if (url.username !== "" || url.password !== "") fail("URL must not contain credentials");
+  if (url.hash !== "") fail("URL must not have a #fragment");
+  if (url.pathname === "/") url.pathname = "/metrics";
+  return url.toString();
+};
+
+const checkSsh: Check<string> = (raw) => {
+  const match = SSH.exec(raw);
+  if (match === null) return fail(`${JSON.stringify(raw)} is not [user@]host[:port]`);
+  const [, , host = "", port] = match;
+  const hostOk = host.startsWith("[") ? isIPv6(host.slice(1, -1)) : isIPv4(host) || isValidHostname(host);
+  if (!hostOk) fail(`${JSON.stringify(host)} is not a hostname or IP address`);
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) fail(`port ${port} is not in 1..65535`);
+  return raw;
+};
+
+const checkGroup: Check<string> = (raw) => (GROUP.test(raw) ? raw : fail(`${JSON.stringify(raw)} must match [A-Za-z0-9_.-]{1,64}`));
+
+const checkNodeKey = (baseDir: string): Check<{ nodeKey: string; nodeKeyId: string }> => (raw) => {
+  const isText = raw.trim().startsWith(KeyType.NodePublic);
+  const ref = loadNodePublicKey(isText || isAbsolute(raw) ? raw : resolve(baseDir, raw));
+  return { nodeKey: formatKey(KeyType.NodePublic, ref.publicKey), nodeKeyId: ref.keyId };
+};
+
+const checkBootstrapped = (value: unknown): boolean => {
+  if (value === undefined || value === null || value === "") return true;
+  if (typeof value === "boolean") return value;
+  const text = String(value).toLowerCase();
+  if (TRUE.has(text)) return true;
+  if (FALSE.has(text)) return false;
+  return fail(`${JSON.stringify(value)} is not true/false`);
+};
+
+/** Check one input; problems are appended to `problems`, prefixed with `where`. */
+const checkServer = (input: ServerInput, where: string, problems: string[], opts: InventoryOptions): ServerRow | null => {
+  const start = problems.length;
+  const field = <T>(name: (typeof FIELDS)[number], required: boolean, check: Check<T>): T | null => {
+    const value = input[name];
+    if (value === undefined || value === null || value === "") {
+      if (required) problems.push(`${where}: ${name} is required`);
+      return null;
+    }
+    if (typeof value !== "string") {
+      problems.push(`${where}: ${name} must be a string`);
+      return null;
+    }
+    try {
+      return check(value.trim());
+    } catch (error) {
+      problems.push(`${where}: ${name}: ${(error as Error).message}`);
+      return null;
+    }
+  };
+  const host = field("host", true, (h) => (isValidHostname(h) ? h : fail(`${JSON.stringify(h)} is not a valid hostname`)));
+  const key = field("node_key", true, checkNodeKey(opts.baseDir ?? process.cwd()));
+  const metricsUrl = field("metrics", false, normalizeMetricsUrl);
+  const ssh = field("ssh", false, checkSsh);
+  const group = field("group", false, checkGroup);
+  let bootstrapped = true;
+  try {
+    bootstrapped = checkBootstrapped(input.bootstrapped);
+  } catch (error) {
+    problems.push(`${where}: bootstrapped: ${(error as Error).message}`);
+  }
+  const unknown = Object.keys(input).filter((k) => !(FIELDS as readonly string[]).includes(k));
+  if (unknown.length > 0) problems.push(`${where}: unknown field(s) ${unknown.join(", ")}; expected ${FIELDS.join(", ")}`);
+  if (problems.length > start || host === null || key === null) return null;
+  return { host, ...key, metricsUrl, ssh, group, bootstrapped, addedAt: opts.now ?? Date.now() };
+};
+
+const throwProblems = (what: string, problems: string[]): void => {
+  if (problems.length === 0) return;
+  const listed = problems.slice(0, MAX_LISTED).map((p) => `  ${p}`);
+  if (problems.length > MAX_LISTED) listed.push(`  ... and ${problems.length - MAX_LISTED} more`);
+  throw new FleetplanError("invalid_argument", `${what}: ${problems.length} problem(s), nothing written:\n${listed.join("\n")}`);
+};
+
+/** Validate one server (e.g. from `server add` flags); one error lists every problem. */
+export const validateServerInput = (input: ServerInput, opts: InventoryOptions = {}): ServerRow => {
+  const problems: string[] = [];
+  const row = checkServer(input, "server", problems, opts);
+  throwProblems("invalid server", problems);
+  return row!;
+};
+
+/** Split one CSV line (RFC 4180 quoting, no embedded newlines). */
+const splitCsvLine = (line: string): string[] => {
+  const out: string[] = [];
+  const field = /\s*(?:"((?:[^"]|"")*)"|([^,"]*))\s*(,|$)/y;
+  for (;;) {
+    const match = field.exec(line);
+    if (match === null) return fail("bad quoting");
+    out.push(match[1] !== undefined ? match[1].replace(/""/g, '"') : match[2]!.trim());
+    if (match[3] === "") return out;
+  }
+};
+
+/** One entry of an import file: its input, or why it could not even be read. */
+type Entry = { where: string; input: ServerInput } | { where: string; problem: string };
+
+/** CSV rows as entries with their line numbers; header problems go to `problems`. */
+const csvInputs = (text: string, source: string, problems: string[]): Entry[] => {
+  const lines = text.split(/\r?\n/).map((line, i) => ({ line, n: i + 1 })).filter(({ line }) => line.trim() !== "");
+  const [head, ...rows] = lines;
+  if (head === undefined) return [];
+  const columns = splitCsvLine(head.line).map((c) => c.toLowerCase());
+  const bad = columns.filter((c, i) => !(FIELDS as readonly string[]).includes(c) || columns.indexOf(c) !== i);
+  if (bad.length > 0) problems.push(`${source}:${head.n}: header has unknown or repeated column(s) ${bad.join(", ")}; expected ${FIELDS.join(",")}`);
+  if (!columns.includes("host") || !columns.includes("node_key")) problems.push(`${source}:${head.n}: header must name host and node_key`);
+  if (problems.length > 0) return [];
+  return rows.map(({ line, n }): Entry => {
+    const where = `${source}:${n}`;
+    try {
+      const values = splitCsvLine(line);
+      if (values.length !== columns.length) return { where, problem: `expected ${columns.length} fields, got ${values.length}` };
+      return { where, input: Object.fromEntries(columns.map((c, i) => [c, values[i]])) as ServerInput };
+    } catch (error) {
+      return { where, problem: (error as Error).message };
+    }
+  });
+};
+
+const jsonInputs = (text: string, source: string, problems: string[]): Entry[] => {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (error) {
+    problems.push(`${source}: not valid JSON (${(error as Error).message})`);
+    return [];
+  }
+  if (!Array.isArray(doc)) {
+    problems.push(`${source}: expected a JSON array of servers`);
+    return [];
+  }
+  return doc.map((item, i): Entry => {
+    const where = `${source}[${i}]`;
+    const isObject = typeof item === "object" && item !== null && !Array.isArray(item);
+    return isObject ? { where, input: item as ServerInput } : { where, problem: "expected an object" };
+  });
+};
+
+/** Parse `server import FILE` (JSON array, or CSV with a header); all-or-nothing. */
+export const parseServerImport = (text: string, filename: string, opts: InventoryOptions = {}): ServerRow[] => {
+  const problems: string[] = [];
+  const isJson = extname(filename).toLowerCase() === ".json" || (extname(filename).toLowerCase() !== ".csv" && text.trimStart().startsWith("["));
+  const inputs = isJson ? jsonInputs(text, filename, problems) : csvInputs(text, filename, problems);
+  if (inputs.length === 0 && problems.length === 0) problems.push(`${filename}: no servers`);
+  const firstSeen = new Map<string, string>();
+  const rows: ServerRow[] = [];
+  const options = { baseDir: dirname(resolve(filename)), ...opts };
+  for (const entry of inputs) {
+    const { where } = entry;
+    if ("problem" in entry) {
+      problems.push(`${where}: ${entry.problem}`);
+      continue;
+    }
+    const row = checkServer(entry.input, where, problems, options);
+    if (row === null) continue;
+    const earlier = firstSeen.get(row.host);
+    if (earlier !== undefined) problems.push(`${where}: host ${row.host} already appears at ${earlier}`);
+    else firstSeen.set(row.host, where);
+    rows.push(row);
+  }
+  throwProblems(`cannot import ${filename}`, problems);
+  return rows;
+};

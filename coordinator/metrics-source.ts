@@ -1,0 +1,225 @@
+import { FleetplanError } from "../shared/errors.ts";
+import { mapLimit } from "../shared/pool.ts";
+import { withRetry } from "../shared/retry.ts";
+import { parseAgentMetrics, reportedFromSamples, AGENT_METRIC_PREFIX } from "./metrics-parse.ts";
+import type { Reported, Sample } from "./metrics-parse.ts";
+
+// Where `status` gets each agent's reported state: a direct parallel scrape of every agent's
+// /metrics, or one Prometheus query for the whole fleet. Both answer per host, and a host they
+// cannot answer for is absent from `reported` and named in `errors` (never an exception).
+
+export interface MetricsTarget {
+  host: string;
+  metricsUrl: string | null;
+}
+
+export interface SourceResult {
+  reported: Map<string, Reported>;
+  /** host → why there is no data for it */
+  errors: Map<string, string>;
+}
+
+export interface ScrapeOptions {
+  /** Per attempt, ms (default 2000). */
+  timeoutMs?: number;
+  /** Scrapes in flight at once (default 64). */
+  concurrency?: number;
+  /** Attempts per agent, with jittered backoff between them (default 2). */
+  attempts?: number;
+  now?: () => number;
+}
+
+export interface PrometheusOptions {
+  /** For the whole query, ms (default 10000). */
+  timeoutMs?: number;
+  /** How far back to look for an agent's last samples, ms (default 1 h); older → absent. */
+  lookbackMs?: number;
+  /** Subquery resolution for the last-sample time of agents no longer scraped (default lookback/300, 1–60 s). */
+  stepMs?: number;
+  now?: () => number;
+}
+
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const HTTP_PERMANENT = (status: number) => status >= 400 && status < 500 && status !== 429;
+
+class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/** The body as text, refusing more than `max` bytes (a misconfigured URL could stream forever). */
+const readCapped = async (response: Response, max: number): Promise<string> => {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks).toString("utf8");
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      throw new FleetplanError("value_too_large", `response larger than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+};
+
+const describe = (error: unknown, timeoutMs: number): string => {
+  const e = error as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError" || e.name === "AbortError") return `timed out after ${timeoutMs} ms`;
+  return e.cause?.code ?? e.cause?.message ?? e.message;
+};
+
+/** GET `url` once; the body as text, or a thrown HttpStatusError / network error. */
+const fetchText = async (url: string, timeoutMs: number, init: RequestInit = {}): Promise<string> => {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const response = await fetch(url, { ...init, signal, redirect: "error" });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new HttpStatusError(response.status);
+  }
+  return readCapped(response, MAX_BODY_BYTES);
+};
+
+/** Scrape every agent's /metrics directly, in parallel with a bound. */
+export const scrapeAgents = async (targets: readonly MetricsTarget[], opts: ScrapeOptions = {}): Promise<SourceResult> => {
+  const { timeoutMs = 2000, concurrency = 64, attempts = 2, now = Date.now } = opts;
+  const result: SourceResult = { reported: new Map(), errors: new Map() };
+  await mapLimit(targets, concurrency, async ({ host, metricsUrl }) => {
+    if (metricsUrl === null) {
+      result.errors.set(host, "no metrics URL in the inventory");
+      return;
+    }
+    try {
+      const reported = await withRetry(
+        async () => parseAgentMetrics(await fetchText(metricsUrl, timeoutMs), now()),
+        {
+          attempts,
+          initialMs: 100,
+          maxMs: 1000,
+          isPermanent: (e) => e instanceof FleetplanError || (e instanceof HttpStatusError && HTTP_PERMANENT(e.status)),
+        },
+      );
+      result.reported.set(host, reported);
+    } catch (error) {
+      result.errors.set(host, `${metricsUrl}: ${describe(error, timeoutMs)}`);
+    }
+  });
+  return result;
+};
+
+// One instant query answers for the whole fleet. A plain `{__name__=~"fleetplan_agent_..."}`
+// would not do: its sample times are the evaluation time, and once a target stops answering
+// Prometheus writes staleness markers, so the host would vanish instead of showing old data.
+// Instead, per metric, `last_over_time(m[lookback])` gives the last real value (range selectors
+// skip staleness markers); last_over_time drops the metric name, so label_replace tags each
+// term with `fleetplan_series` and `or` keeps them apart. The data's age comes from
+// `timestamp(fleetplan_agent_running)` — the real sample time, exact while the target is
+// scraped — or, once it is not, from the max of the same over a subquery, which is the last
+// sample's time to within one subquery step.
+const SERIES = [
+  "provisioning_id",
+  "accepted_provisioning_id",
+  "plan_info",
+  "boot_time_seconds",
+  "applied_boot_time_seconds",
+  "last_run_success",
+  "last_run_timestamp_seconds",
+  "running",
+] as const;
+const TAG = "fleetplan_series";
+const SAMPLE_TIME = "sample_timestamp";
+
+const tag = (expr: string, value: string) => `label_replace(${expr}, "${TAG}", "${value}", "", "")`;
+
+/** The single PromQL expression queryPrometheus sends. */
+export const fleetQuery = (lookbackMs: number, stepMs: number): string => {
+  const window = `${Math.max(1, Math.ceil(lookbackMs / 1000))}s`;
+  const step = `${Math.max(1, Math.round(stepMs / 1000))}s`;
+  const clock = `timestamp(${AGENT_METRIC_PREFIX}running)`;
+  const terms = SERIES.map((s) => tag(`last_over_time(${AGENT_METRIC_PREFIX}${s}[${window}])`, s));
+  terms.push(tag(`${clock} or max_over_time(${clock}[${window}:${step}])`, SAMPLE_TIME));
+  return terms.join(" or ");
+};
+
+interface PromVectorItem {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/** Which server a series belongs to: `host` label, else instance = metrics URL host:port, else instance's host part. */
+const hostMatcher = (targets: readonly MetricsTarget[]) => {
+  const hosts = new Set(targets.map((t) => t.host));
+  const byInstance = new Map<string, string | null>();
+  for (const { host, metricsUrl } of targets) {
+    if (metricsUrl === null) continue;
+    const instance = new URL(metricsUrl).host;
+    // Several servers behind one host:port cannot be told apart by instance: match none of them.
+    byInstance.set(instance, byInstance.has(instance) ? null : host);
+  }
+  return (labels: Record<string, string>): string | null => {
+    if (labels.host !== undefined && hosts.has(labels.host)) return labels.host;
+    const instance = labels.instance ?? "";
+    const exact = byInstance.get(instance);
+    if (exact) return exact;
+    const bare = instance.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+    return hosts.has(bare) ? bare : null;
+  };
+};
+
+const PLAN_INFO_LABELS = new Set(["plan_hash", "provisioning_id"]);
+
+/** Group the vector by scrape target: its labels minus the tag and plan_info's own labels. */
+const groupByTarget = (items: readonly PromVectorItem[]) => {
+  const groups = new Map<string, { labels: Record<string, string>; samples: Sample[]; at: number | null }>();
+  for (const { metric, value } of items) {
+    const series = metric[TAG];
+    if (series === undefined) continue;
+    const target: Record<string, string> = {};
+    const own: Record<string, string> = {};
+    for (const [k, v] of Object.entries(metric)) {
+      if (series === "plan_info" && PLAN_INFO_LABELS.has(k)) own[k] = v;
+      // Some versions keep __name__ through last_over_time, some drop it: it names no target.
+      else if (k !== TAG && k !== "__name__") target[k] = v;
+    }
+    const key = JSON.stringify(Object.entries(target).sort(([a], [b]) => a.localeCompare(b)));
+    const group = groups.get(key) ?? { labels: target, samples: [], at: null };
+    groups.set(key, group);
+    const v = Number(value[1]);
+    if (series === SAMPLE_TIME) group.at = Math.round(v * 1000);
+    else group.samples.push({ name: AGENT_METRIC_PREFIX + series, labels: own, value: v });
+  }
+  return [...groups.values()];
+};
+
+/** Ask Prometheus once for every agent's last reported state and its real sample time. */
+export const queryPrometheus = async (baseUrl: string, targets: readonly MetricsTarget[], opts: PrometheusOptions = {}): Promise<SourceResult> => {
+  const { timeoutMs = 10_000, lookbackMs = 3_600_000, now = Date.now } = opts;
+  const stepMs = opts.stepMs ?? Math.min(60_000, Math.max(1000, lookbackMs / 300));
+  const url = new URL("api/v1/query", baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
+  const body = new URLSearchParams({ query: fleetQuery(lookbackMs, stepMs), time: String(now() / 1000) });
+  let doc: { status?: string; error?: string; data?: { resultType?: string; result?: PromVectorItem[] } };
+  try {
+    doc = JSON.parse(await fetchText(url.toString(), timeoutMs, { method: "POST", body }));
+  } catch (error) {
+    throw new FleetplanError("metrics_unavailable", `Prometheus query at ${url.origin} failed: ${describe(error, timeoutMs)}`, { cause: error });
+  }
+  if (doc.status !== "success" || doc.data?.resultType !== "vector" || !Array.isArray(doc.data.result)) {
+    throw new FleetplanError("metrics_unavailable", `Prometheus at ${url.origin} answered ${doc.status ?? "?"}: ${doc.error ?? "unexpected result"}`);
+  }
+  const hostOf = hostMatcher(targets);
+  const result: SourceResult = { reported: new Map(), errors: new Map() };
+  for (const group of groupByTarget(doc.data.result)) {
+    const host = hostOf(group.labels);
+    if (host === null || group.at === null) continue;
+    // The same agent scraped by two jobs: the fresher data wins.
+    if ((result.reported.get(host)?.scrapedAt ?? -Infinity) >= group.at) continue;
+    result.reported.set(host, reportedFromSamples(group.samples, group.at));
+  }
+  for (const { host } of targets) {
+    if (!result.reported.has(host)) result.errors.set(host, `no fleetplan_agent series in Prometheus within the last ${Math.round(lookbackMs / 1000)} s`);
+  }
+  return result;
+};

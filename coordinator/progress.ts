@@ -1,0 +1,39 @@
+import type { CliIo } from "../shared/cli.ts";
+import type { PushEvent } from "./push.ts";
+
+const BAR = 24;
+
+/**
+ * Push progress for people: on a TTY one redrawn line with a bar and per-state counts;
+ * otherwise one line per target outcome. `--json` bypasses this (one object per event).
+ */
+export const createProgress = (io: CliIo, total: number, tty: boolean, started = Date.now()) => {
+  const states = new Map<string, string>();
+  let lastDraw = 0;
+  const draw = (force = false) => {
+    if (!tty || (!force && Date.now() - lastDraw < 100)) return;
+    lastDraw = Date.now();
+    const counts = new Map<string, number>();
+    for (const s of states.values()) counts.set(s, (counts.get(s) ?? 0) + 1);
+    const done = ["succeeded", "failed", "rejected", "interrupted", "timeout", "put_failed", "ssh_failed", "superseded", "skipped"]
+      .reduce((n, k) => n + (counts.get(k) ?? 0), 0);
+    const filled = total === 0 ? BAR : Math.round((done / total) * BAR);
+    const parts = [...counts].map(([k, v]) => `${k} ${v}`).join(" · ");
+    io.stderr(`\r\x1b[2K[${"#".repeat(filled)}${".".repeat(BAR - filled)}] ${done}/${total}  ${parts}  ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  };
+  return {
+    onEvent(e: PushEvent): void {
+      if (e.event === "plan") states.set(e.host, e.action === "skip" ? "skipped" : "sealing");
+      else if (e.event === "status") states.set(e.host, e.step && e.state === "running" ? "running" : e.state);
+      else states.set(e.host, e.outcome);
+      if (!tty && (e.event === "final" || e.event === "put_failed" || e.event === "delivered")) {
+        io.stderr(`${e.host}: ${e.outcome}${e.reason ? ` (${e.reason})` : ""}${e.id ? ` id ${e.id}` : ""}\n`);
+      }
+      draw(e.event === "final");
+    },
+    end(): void {
+      draw(true);
+      if (tty) io.stderr("\n");
+    },
+  };
+};

@@ -1,0 +1,97 @@
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { FleetplanError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import { bucketOptions, natsConnectOptions } from "../../shared/nats-options.ts";
+import { withRetry, withTimeout } from "../../shared/retry.ts";
+import { decodeStatus } from "../../shared/status.ts";
+import type { AgentStatus, PlanStore, StoreConfig } from "../../shared/types.ts";
+
+const openBucket = async (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> => {
+  try {
+    return await kvm.create(name, opts);
+  } catch {
+    // Created earlier with other settings (e.g. more replicas): use it as it is.
+    return await kvm.open(name, { timeout: opts.timeout });
+  }
+};
+
+const unavailable = (config: StoreConfig, error: unknown) =>
+  new FleetplanError("store_unavailable", `NATS at ${config.servers.join(",")}: ${(error as Error).message}`, { cause: error });
+
+/** Coordinator side of NATS JetStream KV: put envelopes, read and follow agent status. */
+export const createNatsStore = async (config: StoreConfig, opts: { logger: Logger; attempts?: number }): Promise<PlanStore> => {
+  const log = opts.logger;
+  const attempts = opts.attempts ?? 4;
+  const retry = { attempts, onRetry: (e: unknown, n: number, ms: number) => log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }) };
+  const nc: NatsConnection = await withRetry(() => connect(natsConnectOptions(config, { name: "fleetplan", forever: false })), retry)
+    .catch((e) => { throw unavailable(config, e); });
+  const kvm = new Kvm(nc);
+  const [plans, statuses] = await Promise.all([
+    openBucket(kvm, config.planBucket, bucketOptions(config, 5)),
+    openBucket(kvm, config.statusBucket, bucketOptions(config, 1)),
+  ]).catch(async (e) => {
+    await nc.close();
+    throw unavailable(config, e);
+  });
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+
+  // A put issued while the server is down hangs for the JetStream timeout and throws, even after
+  // a reconnect (DEPENDENCIES.md): bound each attempt and retry with jittered backoff.
+  const put: PlanStore["put"] = async (host, envelope) => {
+    if (envelope.length > maxPayload - 4096) {
+      throw new FleetplanError("value_too_large", `envelope for ${host} is ${envelope.length} bytes; the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server.conf)`);
+    }
+    const revision = await withRetry(
+      () => withTimeout(plans.put(host, envelope, { timeout: config.timeoutMs }), config.timeoutMs + 1_000, () => new FleetplanError("store_timeout", `put ${host} timed out after ${config.timeoutMs} ms`)),
+      { attempts, onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }) },
+    ).catch((e) => { throw e instanceof FleetplanError ? e : unavailable(config, e); });
+    return { revision };
+  };
+
+  const revision: PlanStore["revision"] = async (host) => (await plans.get(host))?.revision ?? null;
+
+  // Read every status with one ordered watch of the last values: one round trip, not one per host.
+  const readStatuses = async (): Promise<Map<string, AgentStatus>> => {
+    const result = new Map<string, AgentStatus>();
+    const keys = (await statuses.status()).values;
+    if (keys === 0) return result;
+    const watcher = await statuses.watch({ include: KvWatchInclude.LastValue });
+    const timer = setTimeout(() => watcher.stop(), config.timeoutMs);
+    for await (const e of watcher) {
+      const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
+      if (s) result.set(e.key, s);
+      if (e.delta === 0) break;
+    }
+    clearTimeout(timer);
+    watcher.stop();
+    return result;
+  };
+
+  const watchStatuses: PlanStore["watchStatuses"] = async (onStatus, signal) => {
+    const watcher = await statuses.watch({ include: KvWatchInclude.LastValue });
+    const stop = () => watcher.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      for await (const e of watcher) {
+        const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
+        if (s) onStatus(s);
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+    }
+  };
+
+  return {
+    kind: "nats",
+    put,
+    revision,
+    statuses: readStatuses,
+    watchStatuses,
+    close: async () => {
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+};

@@ -1,0 +1,32 @@
+import { readFileSync } from "node:fs";
+import { credsAuthenticator } from "@nats-io/transport-node";
+import type { NodeConnectionOptions } from "@nats-io/transport-node";
+import type { StoreConfig } from "./types.ts";
+
+/** KV bucket settings both sides create with, so create-or-open never conflicts. */
+export const bucketOptions = (config: StoreConfig, history: number) => ({ history, replicas: config.replicas, timeout: config.timeoutMs });
+
+/**
+ * Connection options for nats.js. Agents reconnect forever (the default gives up after
+ * ~20 s); the CLI fails fast and lets its own retry loop decide.
+ */
+export const natsConnectOptions = (config: StoreConfig, role: { name: string; forever: boolean }): NodeConnectionOptions => ({
+  servers: config.servers,
+  name: role.name,
+  timeout: config.timeoutMs,
+  maxReconnectAttempts: role.forever ? -1 : 3,
+  reconnectTimeWait: 1_000,
+  reconnectJitter: 1_000,
+  waitOnFirstConnect: role.forever,
+  pingInterval: 10_000,
+  ...(config.user !== undefined && { user: config.user, pass: config.pass ?? "" }),
+  ...(config.token !== undefined && { token: config.token }),
+  ...(config.credsFile !== undefined && { authenticator: credsAuthenticator(readFileSync(config.credsFile)) }),
+  ...(config.tls && {
+    tls: {
+      ...(config.tls.ca && { caFile: config.tls.ca }),
+      ...(config.tls.cert && { certFile: config.tls.cert }),
+      ...(config.tls.key && { keyFile: config.tls.key }),
+    },
+  }),
+});

@@ -1,0 +1,64 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createAgentMetrics, setApplied, setLastRun } from "../../agent/metrics.ts";
+
+/** The state an agent-like exposer reports; rendered by the agent's own metrics code. */
+export interface FakeAgentState {
+  applied?: { id: number; planHash: string; bootTime: number };
+  acceptedId?: number;
+  lastRun?: { success: boolean; finishedAt: number; durationMs: number };
+  bootTime?: number;
+  running?: boolean;
+}
+
+/** The exposition text a real agent in `state` serves on /metrics. */
+export const agentExposition = async (state: FakeAgentState): Promise<string> => {
+  const m = createAgentMetrics({ version: "test", store: "nats" });
+  if (state.applied) setApplied(m, state.applied);
+  if (state.lastRun) setLastRun(m, state.lastRun);
+  if (state.acceptedId !== undefined) m.acceptedId.set(state.acceptedId);
+  if (state.bootTime !== undefined) m.bootTime.set(state.bootTime);
+  m.running.set(state.running ? 1 : 0);
+  return m.registry.metrics();
+};
+
+export interface ExposerRoute {
+  body: string;
+  /** Answer only after this long (a slow or hung agent). */
+  delayMs?: number;
+  status?: number;
+}
+
+export interface Exposer {
+  port: number;
+  /** `http://127.0.0.1:PORT` */
+  origin: string;
+  routes: Map<string, ExposerRoute>;
+  close(): Promise<void>;
+}
+
+/** One loopback HTTP server answering fixed bodies per path (many fake agents on one port). */
+export const startExposer = async (routes: Record<string, ExposerRoute> = {}): Promise<Exposer> => {
+  const table = new Map(Object.entries(routes));
+  const server = createServer((req, res) => {
+    const route = table.get((req.url ?? "/").split("?")[0]!);
+    if (route === undefined) return void res.writeHead(404).end();
+    const answer = () => {
+      if (!res.destroyed) res.writeHead(route.status ?? 200, { "content-type": "text/plain; version=0.0.4" }).end(route.body);
+    };
+    if (route.delayMs) setTimeout(answer, route.delayMs).unref();
+    else answer();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    routes: table,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+};
