@@ -49,6 +49,12 @@ export const parseSampleValue = (text: string): number => {
   return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
 };
 
+const skipBlanks = (text: string, at: number): number => {
+  let i = at;
+  while (text[i] === " " || text[i] === "\t") i++;
+  return i;
+};
+
 const readToken = (re: RegExp, text: string, at: number): string | null => {
   re.lastIndex = at;
   return re.exec(text)?.[0] ?? null;
@@ -59,20 +65,21 @@ const parseLabels = (text: string, at: number, line: number): [Record<string, st
   const labels: Record<string, string> = {};
   let i = at + 1;
   for (;;) {
-    while (text[i] === " " || text[i] === "\t") i++;
+    i = skipBlanks(text, i);
     if (text[i] === "}") return [labels, i + 1];
     const name = readToken(LABEL_NAME, text, i) ?? malformed(line, "bad label name");
-    i += name.length;
-    if (text[i] !== "=" || text[i + 1] !== '"') malformed(line, `label ${name} needs ="value"`);
+    i = skipBlanks(text, i + name.length);
+    if (text[i] !== "=") malformed(line, `label ${name} needs ="value"`);
+    i = skipBlanks(text, i + 1);
+    if (text[i] !== '"') malformed(line, `label ${name} needs ="value"`);
     let value = "";
-    for (i += 2; text[i] !== '"'; i++) {
+    for (i++; text[i] !== '"'; i++) {
       if (i >= text.length) malformed(line, "unterminated label value");
       if (text[i] === "\\") value += ESCAPES[text[++i] ?? ""] ?? malformed(line, "bad escape in label value");
       else value += text[i];
     }
     labels[name] = value;
-    i++;
-    while (text[i] === " " || text[i] === "\t") i++;
+    i = skipBlanks(text, i + 1);
     if (text[i] === ",") i++;
     else if (text[i] !== "}") malformed(line, "expected , or } after a label");
   }
@@ -86,7 +93,7 @@ export const parseExposition = (text: string): Sample[] => {
     if (line === "" || line.startsWith("#")) return;
     const n = index + 1;
     const name = readToken(NAME, line, 0) ?? malformed(n, "bad metric name");
-    let [labels, rest]: [Record<string, string>, number] = [{}, name.length];
+    let [labels, rest]: [Record<string, string>, number] = [{}, skipBlanks(line, name.length)];
     if (line[rest] === "{") [labels, rest] = parseLabels(line, rest, n);
     const fields = line.slice(rest).trim().split(/\s+/);
     if (fields.length < 1 || fields.length > 2 || fields[0] === "") malformed(n, "expected a value and an optional timestamp");

@@ -1,6 +1,7 @@
 import { FleetplanError } from "../shared/errors.ts";
 import { mapLimit } from "../shared/pool.ts";
 import { withRetry } from "../shared/retry.ts";
+import { describeFailure, HttpStatusError, requestText } from "./metrics-http.ts";
 import { parseAgentMetrics, reportedFromSamples, AGENT_METRIC_PREFIX } from "./metrics-parse.ts";
 import type { Reported, Sample } from "./metrics-parse.ts";
 
@@ -40,48 +41,9 @@ export interface PrometheusOptions {
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-const HTTP_PERMANENT = (status: number) => status >= 400 && status < 500 && status !== 429;
-
-class HttpStatusError extends Error {
-  constructor(readonly status: number) {
-    super(`HTTP ${status}`);
-  }
-}
-
-/** The body as text, refusing more than `max` bytes (a misconfigured URL could stream forever). */
-const readCapped = async (response: Response, max: number): Promise<string> => {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks).toString("utf8");
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      throw new FleetplanError("value_too_large", `response larger than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-};
-
-const describe = (error: unknown, timeoutMs: number): string => {
-  const e = error as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === "TimeoutError" || e.name === "AbortError") return `timed out after ${timeoutMs} ms`;
-  return e.cause?.code ?? e.cause?.message ?? e.message;
-};
-
-/** GET `url` once; the body as text, or a thrown HttpStatusError / network error. */
-const fetchText = async (url: string, timeoutMs: number, init: RequestInit = {}): Promise<string> => {
-  const signal = AbortSignal.timeout(timeoutMs);
-  const response = await fetch(url, { ...init, signal, redirect: "error" });
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw new HttpStatusError(response.status);
-  }
-  return readCapped(response, MAX_BODY_BYTES);
-};
+/** ~200 B of JSON per series, 9 series per agent: room for far more than 10,000 agents. */
+const MAX_PROMETHEUS_BYTES = 256 * 1024 * 1024;
+const EXPOSITION = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 
 /** Scrape every agent's /metrics directly, in parallel with a bound. */
 export const scrapeAgents = async (targets: readonly MetricsTarget[], opts: ScrapeOptions = {}): Promise<SourceResult> => {
@@ -94,17 +56,17 @@ export const scrapeAgents = async (targets: readonly MetricsTarget[], opts: Scra
     }
     try {
       const reported = await withRetry(
-        async () => parseAgentMetrics(await fetchText(metricsUrl, timeoutMs), now()),
+        async () => parseAgentMetrics(await requestText(metricsUrl, { timeoutMs, maxBytes: MAX_BODY_BYTES, accept: EXPOSITION }), now()),
         {
           attempts,
           initialMs: 100,
           maxMs: 1000,
-          isPermanent: (e) => e instanceof FleetplanError || (e instanceof HttpStatusError && HTTP_PERMANENT(e.status)),
+          isPermanent: (e) => e instanceof FleetplanError || (e instanceof HttpStatusError && e.permanent),
         },
       );
       result.reported.set(host, reported);
     } catch (error) {
-      result.errors.set(host, `${metricsUrl}: ${describe(error, timeoutMs)}`);
+      result.errors.set(host, `${metricsUrl}: ${describeFailure(error)}`);
     }
   });
   return result;
@@ -199,12 +161,12 @@ export const queryPrometheus = async (baseUrl: string, targets: readonly Metrics
   const { timeoutMs = 10_000, lookbackMs = 3_600_000, now = Date.now } = opts;
   const stepMs = opts.stepMs ?? Math.min(60_000, Math.max(1000, lookbackMs / 300));
   const url = new URL("api/v1/query", baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
-  const body = new URLSearchParams({ query: fleetQuery(lookbackMs, stepMs), time: String(now() / 1000) });
+  const form = new URLSearchParams({ query: fleetQuery(lookbackMs, stepMs), time: String(now() / 1000) });
   let doc: { status?: string; error?: string; data?: { resultType?: string; result?: PromVectorItem[] } };
   try {
-    doc = JSON.parse(await fetchText(url.toString(), timeoutMs, { method: "POST", body }));
+    doc = JSON.parse(await requestText(url.toString(), { timeoutMs, maxBytes: MAX_PROMETHEUS_BYTES, form, accept: "application/json" }));
   } catch (error) {
-    throw new FleetplanError("metrics_unavailable", `Prometheus query at ${url.origin} failed: ${describe(error, timeoutMs)}`, { cause: error });
+    throw new FleetplanError("metrics_unavailable", `Prometheus query at ${url.origin} failed: ${describeFailure(error)}`, { cause: error });
   }
   if (doc.status !== "success" || doc.data?.resultType !== "vector" || !Array.isArray(doc.data.result)) {
     throw new FleetplanError("metrics_unavailable", `Prometheus at ${url.origin} answered ${doc.status ?? "?"}: ${doc.error ?? "unexpected result"}`);

@@ -57,12 +57,13 @@ export const runStep = async (spec: StepSpec): Promise<StepResult> => {
   spec.signal.addEventListener("abort", onAbort, { once: true });
   if (spec.signal.aborted) onAbort();
   let drainTimer: NodeJS.Timeout | undefined;
+  let settled = false;
   subprocess.all?.on("data", (chunk: Uint8Array) => spec.output(chunk));
   // What the step left behind in its group ends with it, so it cannot hold the output open.
   subprocess.once("exit", () => {
     clearTimeout(timer);
     void stop().then(() => {
-      drainTimer = setTimeout(() => subprocess.all?.destroy(), DRAIN_MS);
+      if (!settled) drainTimer = setTimeout(() => subprocess.all?.destroy(), DRAIN_MS);
     });
   });
   try {
@@ -82,6 +83,7 @@ export const runStep = async (spec: StepSpec): Promise<StepResult> => {
       startedAt,
     };
   } finally {
+    settled = true;
     clearTimeout(timer);
     clearTimeout(drainTimer);
     spec.signal.removeEventListener("abort", onAbort);

@@ -47,6 +47,25 @@ export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers
   return servers;
 };
 
+/**
+ * A day-0 server whose agent now reports through the store is bootstrapped: from here on
+ * it gets its plans from the store, not over SSH. Store trouble leaves the flags alone.
+ */
+const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: () => Promise<PlanStore>, logger: Logger): Promise<void> => {
+  const pending = targets.filter((t) => !t.bootstrapped);
+  if (pending.length === 0) return;
+  try {
+    const statuses = await (await store()).statuses();
+    for (const t of pending.filter((p) => statuses.has(p.host))) {
+      db.setBootstrapped(t.host, true);
+      t.bootstrapped = true;
+      logger.info("server_bootstrapped", { host: t.host });
+    }
+  } catch (error) {
+    logger.warn("bootstrap_check_failed", { error: (error as Error).message });
+  }
+};
+
 /** `push`: seal and deliver plans, print events or progress, exit 0 only if all went well. */
 export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo): Promise<number> => {
   if (!flags.plan === !flags.plans) throw new FleetplanError("invalid_argument", "give exactly one of --plan FILE or --plans DIR");
@@ -64,6 +83,8 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
     : loadPlanDir(flags.plans!, targets.map((t) => t.host));
 
   let store: Promise<PlanStore> | null = null;
+  const openOnce = () => (store ??= openStore(config.store, logger));
+  if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger);
   const progress = config.json ? null : createProgress(io, targets.length, process.stderr.isTTY === true);
   const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
   try {
@@ -71,7 +92,7 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
       { targets, plans, dryRun: !!flags["dry-run"], force: !!flags.force, wait: !!flags.wait, waitTimeoutMs, expiresInMs, concurrency, viaSsh: flags.via === "ssh" },
       {
         db, signers, emit, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username,
-        store: () => (store ??= openStore(config.store, logger)),
+        store: openOnce,
         converged: async (servers) => {
           const rows = await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) });
           return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));

@@ -37,7 +37,8 @@ const sendVia = (agent: HttpAgent): ConsulSend => (request, signal) =>
 /**
  * A PlanStore over Consul KV. A put is refused before upload when over `maxValueBytes`; its
  * revision is the key's ModifyIndex, read back (consistent) after the write because Consul's
- * PUT answers only `true`.
+ * PUT answers only `true`. `watchStatuses` hands over every current status first, then each
+ * key whose ModifyIndex changed, until its signal or close() aborts it.
  */
 export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {}): PlanStore => {
   const agent = agentFor(config);

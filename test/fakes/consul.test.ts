@@ -5,7 +5,7 @@ import { type FakeConsul, startFakeConsul } from "./consul.ts";
 
 const kvUrl = (fake: FakeConsul, key: string, query = "") => `${fake.url}/v1/kv/${key}${query}`;
 const put = (fake: FakeConsul, key: string, body: string | Buffer, headers: Record<string, string> = {}) =>
-  fetch(kvUrl(fake, key), { method: "PUT", body, headers });
+  fetch(kvUrl(fake, key), { method: "PUT", body: typeof body === "string" ? body : new Uint8Array(body), headers });
 const get = async (fake: FakeConsul, key: string, query = "", headers: Record<string, string> = {}) => {
   const res = await fetch(kvUrl(fake, key, query), { headers });
   const text = await res.text();

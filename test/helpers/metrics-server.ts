@@ -34,14 +34,24 @@ export interface Exposer {
   /** `http://127.0.0.1:PORT` */
   origin: string;
   routes: Map<string, ExposerRoute>;
+  /** Requests seen per path, and the most ever in flight at once. */
+  hits: Map<string, number>;
+  readonly maxInFlight: number;
   close(): Promise<void>;
 }
 
 /** One loopback HTTP server answering fixed bodies per path (many fake agents on one port). */
 export const startExposer = async (routes: Record<string, ExposerRoute> = {}): Promise<Exposer> => {
   const table = new Map(Object.entries(routes));
+  const hits = new Map<string, number>();
+  let inFlight = 0;
+  let maxInFlight = 0;
   const server = createServer((req, res) => {
-    const route = table.get((req.url ?? "/").split("?")[0]!);
+    const path = (req.url ?? "/").split("?")[0]!;
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    res.once("close", () => inFlight--);
+    const route = table.get(path);
     if (route === undefined) return void res.writeHead(404).end();
     const answer = () => {
       if (!res.destroyed) res.writeHead(route.status ?? 200, { "content-type": "text/plain; version=0.0.4" }).end(route.body);
@@ -55,6 +65,10 @@ export const startExposer = async (routes: Record<string, ExposerRoute> = {}): P
     port,
     origin: `http://127.0.0.1:${port}`,
     routes: table,
+    hits,
+    get maxInFlight() {
+      return maxInFlight;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -16,8 +16,13 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
+// The child is unref'd while it runs; waiting for its exit must hold the event loop open again.
 const exited = (child: ChildProcess) =>
-  new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())));
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.ref();
+    child.once("exit", () => resolve());
+  });
 
 /** A real nats-server with JetStream on a random loopback port; extra args e.g. cluster routes. */
 export const startNats = async (opts: { port?: number; extraArgs?: string[]; name?: string } = {}): Promise<NatsServer> => {

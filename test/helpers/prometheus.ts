@@ -85,6 +85,10 @@ export const startPrometheus = async (opts: PrometheusOptions): Promise<Promethe
     child.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
     const url = `http://127.0.0.1:${port}`;
     const proc = child;
+    // Should the test process die without stop(), do not leave Prometheus behind.
+    const reap = () => proc.kill("SIGKILL");
+    process.once("exit", reap);
+    proc.once("exit", () => process.off("exit", reap));
     try {
       await waitFor(async () => proc.exitCode !== null || (await httpOk(`${url}/-/ready`)), 20_000, `prometheus on ${port}`);
     } catch (error) {

@@ -1,0 +1,103 @@
+// queryPrometheus against a real Prometheus scraping agent-like exposers every second:
+// one query for the fleet, real sample times, old data kept (then aged out) when an agent stops.
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import { queryPrometheus } from "../../coordinator/metrics-source.ts";
+import type { MetricsTarget, SourceResult } from "../../coordinator/metrics-source.ts";
+import { verdict } from "../../coordinator/verdict.ts";
+import { FleetplanError } from "../../shared/errors.ts";
+import { agentExposition, startExposer } from "../helpers/metrics-server.ts";
+import type { Exposer, FakeAgentState } from "../helpers/metrics-server.ts";
+import { freePort, waitFor } from "../helpers/ports.ts";
+import { startPrometheus } from "../helpers/prometheus.ts";
+import type { PrometheusServer } from "../helpers/prometheus.ts";
+
+const BOOT = 1_741_330_000;
+const HASHES = ["1", "2", "3", "4"].map((c) => c.repeat(64));
+const state = (id: number, hash: string): FakeAgentState => ({
+  applied: { id, planHash: hash, bootTime: BOOT },
+  acceptedId: id,
+  bootTime: BOOT,
+  lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 10 },
+});
+
+describe("queryPrometheus", { timeout: 90_000 }, () => {
+  const exposers: Exposer[] = [];
+  let prom: PrometheusServer;
+  let targets: MetricsTarget[];
+  const query = (lookbackMs = 60_000): Promise<SourceResult> => queryPrometheus(prom.url, targets, { lookbackMs, timeoutMs: 5000 });
+
+  before(async () => {
+    for (let i = 0; i < 3; i++) exposers.push(await startExposer({ "/metrics": { body: await agentExposition(state(100 + i, HASHES[i]!)) } }));
+    // web-0 is matched by a `host` label, the others by their metrics URL's host:port.
+    prom = await startPrometheus({
+      targets: exposers.map((e, i) => (i === 0 ? { target: `127.0.0.1:${e.port}`, labels: { host: "web-0" } } : `127.0.0.1:${e.port}`)),
+    });
+    targets = [
+      { host: "web-0", metricsUrl: null },
+      { host: "web-1", metricsUrl: `${exposers[1]!.origin}/metrics` },
+      { host: "web-2", metricsUrl: `${exposers[2]!.origin}/metrics` },
+      { host: "never-scraped", metricsUrl: "http://127.0.0.1:9/metrics" },
+    ];
+    await prom.waitForTargetsUp();
+  });
+  after(async () => {
+    await prom?.stop();
+    for (const e of exposers) await e.close();
+  });
+
+  it("answers for every scraped agent in one query, with the real sample time", async () => {
+    const { reported, errors } = await query();
+    assert.deepEqual([...reported.keys()].sort(), ["web-0", "web-1", "web-2"]);
+    for (let i = 0; i < 3; i++) {
+      const r = reported.get(`web-${i}`)!;
+      assert.deepEqual({ ...r, scrapedAt: 0 }, {
+        appliedId: 100 + i, acceptedId: 100 + i, planHash: HASHES[i], lastRunSuccess: 1, lastRunTimestamp: 1_741_338_000,
+        bootTime: BOOT, appliedBootTime: BOOT, running: false, scrapedAt: 0,
+      });
+      // Scraped every second: the sample is recent, and not simply the query's evaluation time.
+      const age = Date.now() - r.scrapedAt;
+      assert.ok(age >= 0 && age < 3000, `web-${i} sample age ${age} ms`);
+    }
+    assert.match(errors.get("never-scraped")!, /no fleetplan_agent series in Prometheus within the last 60 s/);
+    assert.equal(errors.size, 1);
+  });
+
+  it("reports the new plan once an agent applied it, although the old plan_info series lingers", async () => {
+    exposers[1]!.routes.set("/metrics", { body: await agentExposition(state(200, HASHES[3]!)) });
+    await waitFor(async () => (await query()).reported.get("web-1")?.appliedId === 200, 10_000, "web-1 at id 200");
+    assert.equal((await query()).reported.get("web-1")!.planHash, HASHES[3]);
+  });
+
+  it("keeps a stopped agent's last data with its old time (stale-data), then drops it after the lookback", async () => {
+    await exposers[2]!.close();
+    const stoppedAt = Date.now();
+    await sleep(3500);
+    const { reported } = await query();
+    const dead = reported.get("web-2")!;
+    assert.equal(dead.appliedId, 102);
+    assert.ok(dead.scrapedAt <= stoppedAt, `last sample ${dead.scrapedAt} after the stop ${stoppedAt}`);
+    assert.ok(dead.scrapedAt > stoppedAt - 2500, "the last sample is the last scrape, to within a scrape and a step");
+    const alive = reported.get("web-0")!;
+    assert.ok(Date.now() - alive.scrapedAt < 2500);
+    const now = Date.now();
+    const expected = { id: 102, planHash: HASHES[2]! };
+    assert.equal(verdict(expected, dead, null, now, 2000).verdict, "stale-data");
+    assert.equal(verdict({ id: 100, planHash: HASHES[0]! }, alive, null, now, 2000).verdict, "converged");
+
+    const short = await query(2000);
+    assert.equal(short.reported.has("web-2"), false);
+    assert.match(short.errors.get("web-2")!, /within the last 2 s/);
+    assert.ok(short.reported.has("web-0") && short.reported.has("web-1"));
+  });
+
+  it("fails with metrics_unavailable when Prometheus cannot be reached", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    await assert.rejects(queryPrometheus(url, targets, { timeoutMs: 1000 }), (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable" && /ECONNREFUSED/.test(e.message));
+  });
+
+  it("fails with metrics_unavailable when the answer is not a Prometheus API answer", async () => {
+    await assert.rejects(queryPrometheus(`${prom.url}/graph`, targets, { timeoutMs: 2000 }), (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable");
+  });
+});

@@ -1,0 +1,19 @@
+import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
+import { STORE_DEFAULTS } from "../../shared/store-config.ts";
+
+/** The store's plan bucket as the tests see it, through plain nats.js (not fleetplan's store code). */
+export const openPlanBucket = async (natsUrl: string) => {
+  const nc = await connect({ servers: natsUrl });
+  const kvm = new Kvm(nc);
+  // Same settings as fleetplan's create-or-open, so whichever side comes first, both agree.
+  const kv: KV = await kvm.create(STORE_DEFAULTS.planBucket, { history: 5, replicas: 1 }).catch(() => kvm.open(STORE_DEFAULTS.planBucket));
+  return {
+    kv,
+    /** host → revision of its current envelope (null: never put). */
+    revisions: async (hosts: string[]): Promise<Record<string, number | null>> =>
+      Object.fromEntries(await Promise.all(hosts.map(async (h) => [h, (await kv.get(h))?.revision ?? null] as const))),
+    close: () => nc.close(),
+  };
+};
