@@ -135,7 +135,7 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
     const failed = outcome.steps.find((s) => s.exitCode !== 0);
     log[outcome.result === "succeeded" ? "info" : "warn"]("run_finished", {
       id: header.id, run_id: runId, result: outcome.result, duration_ms: outcome.durationMs,
-      failed_step: outcome.failedStep, exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, log_file: outcome.logFile,
+      failed_step: outcome.failedStep, exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, error: outcome.error, log_file: outcome.logFile,
     });
     publish(outcome.result, { ...base, result: outcome.result, step: outcome.failedStep, step_index: failed?.index ?? null });
     entry.done(outcome);

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
+import type { HistoryRow, ServerRow } from "./db.ts";
 
 // The coordinator's schema, versioned by PRAGMA user_version: migration N (1-based) brings a
 // database from version N-1 to N. Append new migrations; never edit a released one.
@@ -80,3 +81,42 @@ export const migrate = (db: Database.Database, migrations: readonly Migration[] 
   while (step.immediate());
   return schemaVersion(db);
 };
+
+/** A `servers` row as SQLite returns it. */
+export interface ServerRecord {
+  host: string;
+  node_key: string;
+  node_key_id: string;
+  metrics_url: string | null;
+  ssh: string | null;
+  grp: string | null;
+  bootstrapped: number;
+  added_at: number;
+}
+
+/** A `servers` row as a ServerRow: 0/1 to boolean, grp to group. */
+export const toServer = (r: ServerRecord): ServerRow => ({
+  host: r.host,
+  nodeKey: r.node_key,
+  nodeKeyId: r.node_key_id,
+  metricsUrl: r.metrics_url,
+  ssh: r.ssh,
+  group: r.grp,
+  bootstrapped: r.bootstrapped === 1,
+  addedAt: r.added_at,
+});
+
+/** A `results` row joined with its push, as a HistoryRow. */
+export const toHistory = (r: Record<string, unknown>): HistoryRow => ({
+  pushId: r.push_id as number,
+  at: r.at as number,
+  host: r.host as string,
+  id: r.id as number | null,
+  planHash: r.plan_hash as string | null,
+  outcome: r.outcome as string,
+  reason: r.reason as string | null,
+  message: r.message as string | null,
+  operator: r.operator as string,
+  store: r.store as string,
+  dryRun: r.dry_run === 1,
+});

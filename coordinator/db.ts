@@ -1,7 +1,8 @@
 import { chmodSync, closeSync, openSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
-import { migrate } from "./db-schema.ts";
+import { migrate, toHistory, toServer } from "./db-schema.ts";
+import type { ServerRecord } from "./db-schema.ts";
 import { nextProvisioningId } from "./ids.ts";
 
 // The coordinator's state: inventory, the expected state (last id issued per target) and an
@@ -30,19 +31,6 @@ export interface Expected {
   issuedAt: number;
 }
 
-/** Per-target outcomes the push code records; stored as text, so new ones need no migration. */
-export const PushOutcome = {
-  Pushed: "pushed",
-  Skipped: "skipped",
-  PutFailed: "put_failed",
-  Succeeded: "succeeded",
-  Failed: "failed",
-  Timeout: "timeout",
-  Rejected: "rejected",
-  SshFailed: "ssh_failed",
-} as const;
-export type PushOutcome = (typeof PushOutcome)[keyof typeof PushOutcome];
-
 export interface PushStart {
   store: string;
   dryRun: boolean;
@@ -55,6 +43,7 @@ export interface ResultInput {
   host: string;
   id: number | null;
   planHash: string | null;
+  /** e.g. pushed, skipped, put_failed, succeeded, failed, timeout, rejected, ssh_failed (free text: new ones need no migration) */
   outcome: string;
   reason?: string | null;
   message?: string | null;
@@ -99,42 +88,6 @@ export interface CoordinatorDb {
 
 const PLAN_HASH = /^[0-9a-f]{64}$/;
 const BUSY_TIMEOUT_MS = 10_000;
-
-interface ServerRecord {
-  host: string;
-  node_key: string;
-  node_key_id: string;
-  metrics_url: string | null;
-  ssh: string | null;
-  grp: string | null;
-  bootstrapped: number;
-  added_at: number;
-}
-
-const toServer = (r: ServerRecord): ServerRow => ({
-  host: r.host,
-  nodeKey: r.node_key,
-  nodeKeyId: r.node_key_id,
-  metricsUrl: r.metrics_url,
-  ssh: r.ssh,
-  group: r.grp,
-  bootstrapped: r.bootstrapped === 1,
-  addedAt: r.added_at,
-});
-
-const toHistory = (r: Record<string, unknown>): HistoryRow => ({
-  pushId: r.push_id as number,
-  at: r.at as number,
-  host: r.host as string,
-  id: r.id as number | null,
-  planHash: r.plan_hash as string | null,
-  outcome: r.outcome as string,
-  reason: r.reason as string | null,
-  message: r.message as string | null,
-  operator: r.operator as string,
-  store: r.store as string,
-  dryRun: r.dry_run === 1,
-});
 
 /** Create the file owner-only before SQLite does (its -wal/-shm files copy this mode). */
 const createPrivate = (path: string): void => {

@@ -1,4 +1,3 @@
-import { canonicalJson } from "./canonical-json.ts";
 import { EnvelopeError } from "./errors.ts";
 import type { EnvelopeHeader, EnvelopeLimits, EnvelopeParts } from "./types.ts";
 
@@ -104,16 +103,18 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
   const id = Number.isSafeInteger(h.id) ? (h.id as number) : undefined;
   if (h.v !== 1) throw new EnvelopeError("unsupported_version", `header version ${JSON.stringify(h.v)} is not supported`, id);
   if (h.codec !== "zstd") throw new EnvelopeError("unsupported_version", `codec ${JSON.stringify(h.codec)} is not supported`, id);
-  const keys = Object.keys(h).sort();
+  const keys = Object.keys(h);
   const bad =
-    keys.join() !== HEADER_FIELDS.join() ? "unexpected or missing fields"
+    [...keys].sort().join() !== HEADER_FIELDS.join() ? "unexpected or missing fields"
     : !(id !== undefined && id > 0) ? "id must be a positive integer ≤ 2^53−1"
     : typeof h.target !== "string" || !isValidHostname(h.target) ? "target is not a hostname"
     : typeof h.recipient !== "string" || !HEX16.test(h.recipient) ? "recipient is not a key id"
     : !isTime(h.issued) || !isTime(h.expires) ? "issued/expires must be unix milliseconds"
     : typeof h.plan_hash !== "string" || !HEX64.test(h.plan_hash) ? "plan_hash is not BLAKE2b-256 hex"
     : !isTime(h.plan_size) ? "plan_size must be a non-negative integer"
-    : canonicalJson(h) !== text ? "header is not canonical JSON"
+    // Keys in sorted order and only strings and safe integers as values: JSON.stringify then
+    // writes exactly canonicalJson's bytes, without its sort and re-encoding.
+    : keys.join() !== HEADER_FIELDS.join() || JSON.stringify(h) !== text ? "header is not canonical JSON"
     : null;
   if (bad) throw new EnvelopeError("malformed", `header: ${bad}`, id);
   return h as unknown as EnvelopeHeader;

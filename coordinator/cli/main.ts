@@ -48,6 +48,8 @@ const FLAGS = {
   prometheus: { type: "string" }, "max-age": { type: "string" }, limit: { type: "string" },
 } as const;
 
+const DB_COMMANDS = new Set(["push", "status", "history"]);
+
 /** Dispatch a subcommand; returns the exit code. */
 export const main = async (argv: string[], io: CliIo = processIo): Promise<number> => {
   const json = argv.includes("--json");
@@ -73,6 +75,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
       case "server":
         return await serverCommand(args, values, config, io);
     }
+    // Checked before the database is opened: a typo must not create one (or fail on opening it).
+    if (!DB_COMMANDS.has(command)) throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan --help`);
     const db = openCoordinatorDb(config.db);
     try {
       switch (command) {
@@ -85,10 +89,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
           printStatus(rows, config.json, io);
           return rows.every((r) => r.verdict === "converged") ? ExitCode.Ok : ExitCode.Failed;
         }
-        case "history":
+        default: // "history", the last of DB_COMMANDS
           return printHistory(db, args[0], Number(values.limit ?? 50), config.json, io);
-        default:
-          throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan --help`);
       }
     } finally {
       db.close();

@@ -1,4 +1,5 @@
 import { execa } from "execa";
+import { ExitCode, exitCodeFor } from "../../shared/cli.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { ServerRow } from "../db.ts";
@@ -22,7 +23,8 @@ export interface SshResult {
 
 /** `user@host:port` → ssh arguments (port via -p, so IPv6 literals work). */
 export const sshTarget = (spec: string): string[] => {
-  const match = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec);
+  // No leading "-": ssh would read the destination as an option (-oProxyCommand=...).
+  const match = /^(?!-)(?:([^@]+)@)?(\[[^\]]+\]|[^:@]+)(?::(\d+))?$/.exec(spec);
   if (!match) throw new FleetplanError("invalid_argument", `ssh target ${JSON.stringify(spec)} is not [user@]host[:port]`);
   const [, user, host, port] = match;
   return [...(port ? ["-p", port] : []), `${user ? `${user}@` : ""}${host!.replace(/^\[|\]$/g, "")}`];
@@ -38,13 +40,15 @@ export const interpretApply = (host: string, exitCode: number | undefined, stdou
     reply = null;
   }
   const tail = stderr.trim().split("\n").filter((l) => !l.startsWith("{")).at(-1) ?? "";
-  if (exitCode === 127 || /command not found|No such file/.test(tail)) {
+  // A JSON reply means the agent ran, whatever else its stderr says.
+  if (!reply && (exitCode === 127 || /command not found|No such file/i.test(tail))) {
     return { outcome: "ssh_failed", reason: "agent_missing", message: `fleetplan-agent is not installed on ${host} (${tail || "command not found"})` };
   }
   if (exitCode === 255) return { outcome: "ssh_failed", reason: "ssh_failed", message: `ssh to ${host}: ${tail || "connection failed"}` };
   if (!reply) return { outcome: "ssh_failed", reason: "ssh_failed", message: `${host}: no result from the agent (exit ${exitCode}): ${tail}` };
   if (reply.ok) return { outcome: "succeeded", reason: reply.reason ?? null, message: null };
-  if (reply.reason && !reply.result) return { outcome: "rejected", reason: reply.reason, message: reply.message ?? null };
+  // Only verification refuses an envelope; any other error (e.g. the agent's own config) is a failed delivery.
+  if (reply.reason && !reply.result) return { outcome: exitCodeFor(reply.reason) === ExitCode.Rejected ? "rejected" : "ssh_failed", reason: reply.reason, message: reply.message ?? null };
   return { outcome: reply.result === "interrupted" ? "interrupted" : "failed", reason: reply.result ?? "failed", message: reply.failed_step ? `step ${reply.failed_step} failed` : reply.message ?? null };
 };
 
@@ -58,5 +62,7 @@ export const createSshDelivery = (opts: SshOptions) => async (server: ServerRow,
   opts.logger.info("ssh_deliver", { host: server.host, ssh: server.ssh, bytes: envelope.length });
   const result = await execa("ssh", args, { input: Buffer.from(envelope), reject: false, timeout: opts.timeoutMs ?? 3_600_000, stripFinalNewline: false });
   if (result.timedOut) return { outcome: "ssh_failed", reason: "ssh_failed", message: `ssh to ${server.host} timed out` };
+  // ssh itself did not run (not installed here) or was killed: there is no exit code to read.
+  if (result.exitCode === undefined) return { outcome: "ssh_failed", reason: "ssh_failed", message: `ssh to ${server.host}: ${result.originalMessage ?? result.shortMessage}` };
   return interpretApply(server.host, result.exitCode, String(result.stdout), String(result.stderr));
 };

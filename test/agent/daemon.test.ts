@@ -19,6 +19,19 @@ const plan = (steps: PlanStep[]): Plan => ({ kind: "fleetplan/plan", v: 1, files
 const hashOf = (envelope: Uint8Array): string => parseEnvelope(envelope).header.plan_hash;
 const BOOT = readBootTime();
 
+// kill(pid, 0) throws ESRCH once the process is reaped. Here PID 1 may not reap orphans, so a
+// killed orphan can linger as a zombie, which runs nothing: that counts as gone too.
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    assert.equal((error as NodeJS.ErrnoException).code, "ESRCH");
+    return false;
+  }
+  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : ") Z";
+  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+};
+
 describe("agent daemon over NATS KV", () => {
   test("a pushed envelope runs exactly once and metrics and status show its id, hash and boot time", async () => {
     const node = await scope.node("push-1");
@@ -132,16 +145,3 @@ describe("agent daemon over NATS KV", () => {
     assert.deepEqual(markerLines(node), []);
   });
 });
-
-// kill(pid, 0) throws ESRCH once the process is reaped. Here PID 1 may not reap orphans, so a
-// killed orphan can linger as a zombie, which runs nothing: that counts as gone too.
-const isRunning = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    assert.equal((error as NodeJS.ErrnoException).code, "ESRCH");
-    return false;
-  }
-  const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : ") Z";
-  return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-};

@@ -85,7 +85,7 @@ describe("parseAgentMetrics", () => {
   });
 });
 
-describe("scrapeAgents", () => {
+describe("scrapeAgents", { timeout: 20_000 }, () => {
   let fast: Exposer;
   let slow: Exposer;
   before(async () => {
@@ -94,6 +94,7 @@ describe("scrapeAgents", () => {
       ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`/a${i}/metrics`, { body }])),
       "/flaky/metrics": { body: "", status: 503 },
       "/html/metrics": { body: "<html>hello</html>" },
+      "/stall/metrics": { body, stallBody: true },
     });
     slow = await startExposer({ "/metrics": { body, delayMs: 5000 } });
   });
@@ -109,6 +110,7 @@ describe("scrapeAgents", () => {
       { host: "gone", metricsUrl: `${fast.origin}/nothing-here` },
       { host: "flaky", metricsUrl: `${fast.origin}/flaky/metrics` },
       { host: "html", metricsUrl: `${fast.origin}/html/metrics` },
+      { host: "stall", metricsUrl: `${fast.origin}/stall/metrics` },
       { host: "closed", metricsUrl: `http://127.0.0.1:${await freePort()}/metrics` },
       { host: "nourl", metricsUrl: null },
     ];
@@ -117,8 +119,9 @@ describe("scrapeAgents", () => {
     const elapsed = Date.now() - started;
     assert.deepEqual([...reported.keys()].sort(), targets.slice(0, 20).map((t) => t.host).sort());
     assert.deepEqual(reported.get("web-3"), parseAgentMetrics(await agentExposition(APPLIED), 99));
-    assert.deepEqual([...errors.keys()].sort(), ["closed", "flaky", "gone", "html", "nourl", "slow"]);
+    assert.deepEqual([...errors.keys()].sort(), ["closed", "flaky", "gone", "html", "nourl", "slow", "stall"]);
     assert.match(errors.get("slow")!, /timed out after 300 ms$/);
+    assert.match(errors.get("stall")!, /timed out after 300 ms$/);
     assert.match(errors.get("gone")!, /HTTP 404$/);
     assert.match(errors.get("flaky")!, /HTTP 503$/);
     assert.match(errors.get("html")!, /line 1: bad metric name$/);
@@ -129,6 +132,7 @@ describe("scrapeAgents", () => {
     assert.equal(fast.hits.get("/html/metrics"), 1);
     assert.equal(fast.hits.get("/flaky/metrics"), 2);
     assert.equal(slow.hits.get("/metrics"), 2);
+    assert.equal(fast.hits.get("/stall/metrics"), 2);
     // The slow agent costs two timeouts plus one backoff (≤ 1 s), not the sum of everything.
     assert.ok(elapsed < 2 * 300 + 1000 + 1000, `took ${elapsed} ms`);
     assert.ok(fast.maxInFlight <= 4, `max in flight ${fast.maxInFlight}`);

@@ -43,7 +43,6 @@ export const openKv = async (url: string) => {
     },
   };
 };
-export type TestKv = Awaited<ReturnType<typeof openKv>>;
 
 /**
  * One nats-server, one world (admin key, trust) and one KV connection for a test file.
@@ -81,10 +80,9 @@ export const startKvScope = async () => {
     },
   };
 };
-export type KvScope = Awaited<ReturnType<typeof startKvScope>>;
 
-/** The marker file plans append to, one line per step that ran. */
-export const markerPath = (node: Node): string => join(node.root, "marker");
+// The marker file plans append to, one line per step that ran.
+const markerPath = (node: Node): string => join(node.root, "marker");
 
 /** A step that appends `label` to the node's marker file. */
 export const appendMarker = (node: Node, label: string): string => `echo ${label} >> ${markerPath(node)}`;

@@ -27,6 +27,8 @@ export interface ExposerRoute {
   /** Answer only after this long (a slow or hung agent). */
   delayMs?: number;
   status?: number;
+  /** Send the headers and part of the body, then stall (a hung agent mid-response). */
+  stallBody?: boolean;
 }
 
 export interface Exposer {
@@ -54,7 +56,10 @@ export const startExposer = async (routes: Record<string, ExposerRoute> = {}): P
     const route = table.get(path);
     if (route === undefined) return void res.writeHead(404).end();
     const answer = () => {
-      if (!res.destroyed) res.writeHead(route.status ?? 200, { "content-type": "text/plain; version=0.0.4" }).end(route.body);
+      if (res.destroyed) return;
+      res.writeHead(route.status ?? 200, { "content-type": "text/plain; version=0.0.4" });
+      if (route.stallBody) res.write(route.body.slice(0, route.body.length >> 1));
+      else res.end(route.body);
     };
     if (route.delayMs) setTimeout(answer, route.delayMs).unref();
     else answer();
