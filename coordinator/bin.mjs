@@ -5,4 +5,5 @@ import { register } from "tsx/esm/api";
 
 register();
 const { main } = await import("./cli/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: a client library may keep a socket open after a failed connect.
+process.exit(await main(process.argv.slice(2)));

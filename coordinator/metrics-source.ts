@@ -83,8 +83,9 @@ export const scrapeAgents = async (targets: readonly MetricsTarget[], opts: Scra
 // would not do: its sample times are the evaluation time, and once a target stops answering
 // Prometheus writes staleness markers, so the host would vanish instead of showing old data.
 // Instead, per metric, `last_over_time(m[lookback])` gives the last real value (range selectors
-// skip staleness markers); last_over_time drops the metric name, so label_replace tags each
-// term with `fleetplan_series` and `or` keeps them apart. The data's age comes from
+// skip staleness markers). `or` matches series on their labels without __name__ (which some
+// versions drop here anyway), so one agent's terms would shadow each other: label_replace tags
+// each term with a distinct `fleetplan_series` value. The data's age comes from
 // `timestamp(fleetplan_agent_running)` — the real sample time, exact while the target is
 // scraped — or, once it is not, from the max of the same over a subquery, which is the last
 // sample's time to within one subquery step.

@@ -2,6 +2,7 @@ import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
 import { ExitCode } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
+import { withTimeout } from "../../shared/retry.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { loadAdminKey } from "../../shared/key-files.ts";
 import type { Logger } from "../../shared/log.ts";
@@ -55,7 +56,8 @@ const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: 
   const pending = targets.filter((t) => !t.bootstrapped);
   if (pending.length === 0) return;
   try {
-    const statuses = await (await store()).statuses();
+    // Bounded: an unreachable store must not hold up an SSH push for long.
+    const statuses = await withTimeout((async () => (await store()).statuses())(), 5_000, () => new Error("store did not answer within 5 s"));
     for (const t of pending.filter((p) => statuses.has(p.host))) {
       db.setBootstrapped(t.host, true);
       t.bootstrapped = true;

@@ -122,7 +122,7 @@ describe("status end to end, three real agents and a real Prometheus", { timeout
     await sleep(4500);
     const viaProm = await status(["--prometheus", prom.url, "--max-age", "3s"]);
     assert.equal(viaProm.result.code, 1);
-    assert.deepEqual(verdicts(viaProm.rows), { "app-1": "rebooted", "app-2": "converged", "app-3": "stale-data" });
+    assert.deepEqual(verdicts(viaProm.rows), { "app-1": "rebooted", "app-2": "converged", "app-3": "stale-data" }, JSON.stringify(viaProm.rows.get("app-3")));
     // Prometheus kept the last samples: the old id is still reported, just too old to count.
     const stale = viaProm.rows.get("app-3")!;
     assert.equal(stale.reported_id, stale.expected_id);

@@ -1,9 +1,15 @@
-// Day-0 SSH without a server: inventory addresses to ssh arguments, and the remote agent's
-// exit code and reply (or the shell's and ssh's complaints) to one push outcome.
+// Day-0 SSH without a server: inventory addresses to ssh arguments, the remote agent's exit
+// code and reply (or the shell's and ssh's complaints) to one push outcome, and the failures
+// that happen before ssh connects anywhere.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { interpretApply, sshTarget } from "../../coordinator/store/ssh.ts";
+import type { ServerRow } from "../../coordinator/db.ts";
+import { createSshDelivery, interpretApply, sshTarget } from "../../coordinator/store/ssh.ts";
 import { FleetplanError } from "../../shared/errors.ts";
+import { silentLogger } from "../../shared/log.ts";
 
 const json = (value: unknown) => `${JSON.stringify(value)}\n`;
 const LOG = '{"ts":"2026-01-01T00:00:00Z","level":"info","event":"envelope_accepted"}';
@@ -86,5 +92,29 @@ describe("interpretApply", () => {
       { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 1): Node.js v20.20.2" });
     assert.deepEqual(interpretApply("h", 0, '{"ok":tru\n', ""), { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 0): " });
     assert.deepEqual(interpretApply("h", 2, "h: provisioning id 7 succeeded\n", ""), { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 2): " });
+  });
+});
+
+describe("createSshDelivery before connecting", () => {
+  const server = (ssh: string | null): ServerRow => ({ host: "h", nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh, group: null, bootstrapped: false, addedAt: 0 });
+  const envelope = new Uint8Array([1, 2, 3]);
+
+  it("names a missing ssh client instead of blaming the agent", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "fleetplan-nossh-"));
+    const path = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      const result = await createSshDelivery({ logger: silentLogger })(server("root@127.0.0.1:22"), envelope);
+      assert.deepEqual([result.outcome, result.reason], ["ssh_failed", "ssh_failed"]);
+      assert.match(result.message ?? "", /^ssh to h: spawn ssh ENOENT/);
+    } finally {
+      process.env.PATH = path;
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a server without an ssh address", async () => {
+    await assert.rejects(createSshDelivery({ logger: silentLogger })(server(null), envelope),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && e.message.includes("server add --ssh"));
   });
 });

@@ -7,12 +7,9 @@ import { freePort, waitListening } from "./ports.ts";
 
 export interface Sshd {
   port: number;
-  dir: string;
   /** Public host key, `ssh-ed25519 AAAA…`, as known_hosts needs it. */
   hostKey: string;
-  /** Client private key whose public half is in the server's authorized_keys. */
-  identityFile: string;
-  /** `ssh -F` file: user root, this identity, strict checking against `knownHosts`. */
+  /** `ssh -F` file: user root, the one client key the server accepts, strict checking against `knownHosts`. */
   clientConfig: string;
   /** The client's known_hosts, holding `[127.0.0.1]:port hostKey`. */
   knownHosts: string;
@@ -74,5 +71,5 @@ export const startSshd = async (): Promise<Sshd> => {
     await stop();
     throw error;
   }
-  return { port, dir, hostKey, identityFile: join(dir, "client_key"), clientConfig, knownHosts, log: () => log, stop };
+  return { port, hostKey, clientConfig, knownHosts, log: () => log, stop };
 };

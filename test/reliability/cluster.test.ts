@@ -53,11 +53,12 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
     cluster = await startCluster();
     world = await createWorld("fleetplan-cluster-");
     const config = storeConfig(cluster.url, 3);
-    // The buckets (R3) can be created once the cluster has elected its JetStream meta leader.
+    // The buckets (R3) can be created once the cluster has elected its JetStream meta leader;
+    // before that the store falls back to opening them, which succeeds without a stream.
     await waitFor(async () => {
       const store = await createNatsStore(config, { logger: silentLogger, attempts: 1 }).catch(() => null);
       await store?.close();
-      return store !== null;
+      return store !== null && (await planLeader(cluster!.url).catch(() => null)) !== null;
     }, 30_000, "the cluster to create the R3 buckets");
     nodes = await Promise.all(Array.from({ length: AGENTS }, (_, i) =>
       createNode(world, `cluster-${i}`, cluster!.url, { metricsListen: "off", storeOptions: { replicas: 3 } })));
