@@ -108,7 +108,8 @@ for (const size of [4096, 256 * 1024]) {
   const dctx = new binding.DCtx();
   const dout = new Uint8Array(plain.length);
 
-  const seal = op("seal", () => sealEnvelope(plan, sealOptions));
+  // From plan bytes, as coordinator/push.ts does: it canonicalises a plan once for all its servers.
+  const seal = op("seal", () => sealEnvelope(plain, sealOptions));
   const open = op("open", () => openEnvelope(envelope, openOptions));
   const p = {
     sign: op("ed25519_sign", () => sodium.crypto_sign_detached(message, admin.privateKey)),

@@ -181,9 +181,14 @@ export const queryPrometheus = async (baseUrl: string, targets: readonly Metrics
   }
   const hostOf = hostMatcher(targets);
   const result: SourceResult = { reported: new Map(), errors: new Map() };
+  // An agent scraped only between two subquery instants and then stopped has values but no
+  // sample time: its samples are newer than the last instant but one, so date them there
+  // (conservatively old, so such data reads stale-data rather than vanishing).
+  const floorAt = Math.floor(now() / stepMs) * stepMs - stepMs;
   for (const group of groupByTarget(doc.data.result)) {
     const host = hostOf(group.labels);
-    if (host === null || group.at === null) continue;
+    if (host === null || group.samples.length === 0) continue;
+    group.at ??= floorAt;
     // The same agent scraped by two jobs: the fresher data wins.
     if ((result.reported.get(host)?.scrapedAt ?? -Infinity) >= group.at) continue;
     result.reported.set(host, reportedFromSamples(group.samples, group.at));

@@ -1,4 +1,4 @@
-import type { StoreConfig, TlsOptions } from "./types.ts";
+import type { StoreConfig } from "./types.ts";
 
 export const STORE_DEFAULTS = {
   planBucket: "fleetplan-plans",
@@ -10,19 +10,8 @@ export const STORE_DEFAULTS = {
 /** Consul KV prefixes (PROTOCOL.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
 export const CONSUL_PREFIX = { plans: "fleetplan/plans/", status: "fleetplan/status/" } as const;
 
-export interface StoreInput {
-  url?: string;
-  planBucket?: string;
-  statusBucket?: string;
-  replicas?: number;
-  timeoutMs?: number;
-  user?: string;
-  pass?: string;
-  token?: string;
-  credsFile?: string;
-  tls?: TlsOptions;
-  datacenter?: string;
-}
+/** A store selection as given: the URL plus any of StoreConfig's optional settings. */
+export type StoreInput = Partial<Omit<StoreConfig, "kind" | "servers">> & { url?: string };
 
 const NATS_SCHEMES = new Set(["nats:", "tls:", "ws:", "wss:"]);
 const CONSUL_SCHEMES: Record<string, string> = { "consul:": "http:", "consul+http:": "http:", "consul+https:": "https:" };

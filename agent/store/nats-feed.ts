@@ -10,6 +10,13 @@ import { backoffDelay, withTimeout } from "../../shared/retry.ts";
 import { encodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
 
+// A watch whose consumer lived on a cluster node that died goes silent while this connection
+// stays up: nats.js notices only after two missed 30 s heartbeats, 60-90 s later (measured in
+// test/reliability/cluster.test.ts). Re-read the key this often; a watch still behind a moment
+// later (a healthy one delivers within milliseconds) is restarted.
+const RESYNC_MS = 10_000;
+const RESYNC_GRACE_MS = 1_000;
+
 const openBucket = async (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> => {
   try {
     return await kvm.create(name, opts);
@@ -61,6 +68,18 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): P
       lastRevision = revision;
       await events.onEnvelope(value, revision);
     };
+    const resync = setInterval(() => {
+      void (async () => {
+        const latest = await plans?.get(host);
+        if (!latest || latest.revision <= lastRevision) return;
+        await sleep(RESYNC_GRACE_MS);
+        if (latest.revision <= lastRevision || closed.signal.aborted) return;
+        log.warn("store_watch_stalled", { revision: latest.revision, delivered: lastRevision });
+        stopWatch?.();
+      })().catch(() => {}); // the store is unreachable: the watch loop reports that itself
+    }, RESYNC_MS);
+    resync.unref();
+    closed.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
     for (let attempt = 0; !closed.signal.aborted; ) {
       try {
         await ensureConnection(host, events);

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { PushSummary } from "../../coordinator/push.ts";
 import { AGENT_BIN, createCli, initWithServers, jsonLines, lastJson, runCli } from "../helpers/cli.ts";
@@ -75,7 +75,7 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     const result = await cli.run(["push", "--plan", plan, "--all", "--json", "--wait", "--timeout", "20s"], { timeoutMs: 30_000 });
     assert.equal(result.timedOut, false);
     assert.ok(result.ms < 20_000, `push took ${result.ms} ms`);
-    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.code, 4, `exit 4: store unreachable\n${result.stderr}`);
     const summary = lastJson<PushSummary>(result);
     assert.deepEqual(summary.targets.map((t) => [t.host, t.outcome, t.reason]), nodes.map((n) => [n.host, "put_failed", "store_unavailable"]));
     assert.deepEqual(jsonLines(result.stdout).filter((e) => e.event === "put_failed").map((e) => e.host).sort(), nodes.map((n) => n.host));
@@ -127,6 +127,7 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     assert.match(help.stdout, /^Usage:/m);
     assert.match(help.stdout, /fleetplan push/);
 
+    mkdirSync(dirname(cli.dbPath), { recursive: true });
     const unknown = await cli.run(["frobnicate"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
