@@ -16,6 +16,7 @@ export interface CoordinatorFlags {
   db?: string;
   store?: string;
   "admin-key"?: string[];
+  replicas?: string;
   json?: boolean;
 }
 
@@ -23,7 +24,8 @@ export interface CoordinatorFlags {
 export const normalizeCoordinatorConfig = (flags: CoordinatorFlags, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig => {
   const problems: string[] = [];
   const db = resolve(flags.db ?? env.FLEETPLAN_DB ?? "fleetplan.db");
-  const store = normalizeStoreConfig({ url: flags.store ?? env.FLEETPLAN_STORE }, problems, env);
+  const replicas = flags.replicas ?? env.FLEETPLAN_REPLICAS;
+  const store = normalizeStoreConfig({ url: flags.store ?? env.FLEETPLAN_STORE, ...(replicas !== undefined && { replicas: Number(replicas) }) }, problems, env);
   const fromEnv = env.FLEETPLAN_ADMIN_KEY ? env.FLEETPLAN_ADMIN_KEY.split(",") : [];
   const adminKeys = (flags["admin-key"]?.length ? flags["admin-key"] : fromEnv.length ? fromEnv : [defaultAdminKey(db)]).map((p) => resolve(p));
   if (problems.length > 0) throw new FleetplanError("invalid_config", `invalid configuration:\n  - ${problems.join("\n  - ")}`);

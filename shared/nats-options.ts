@@ -30,3 +30,20 @@ export const natsConnectOptions = (config: StoreConfig, role: { name: string; fo
     },
   }),
 });
+
+/**
+ * Create-or-open a KV bucket. Creating fails when the bucket exists with other settings (e.g.
+ * more replicas, set by an operator): then open it, and prove it exists, since open alone never
+ * fails (DEPENDENCIES.md) and would hide a create that failed for another reason.
+ */
+export const createOrOpen = async <T extends { status(): Promise<unknown> }>(create: () => Promise<T>, open: () => Promise<T>): Promise<T> => {
+  try {
+    return await create();
+  } catch (error) {
+    const bucket = await open();
+    await bucket.status().catch(() => {
+      throw error;
+    });
+    return bucket;
+  }
+};

@@ -7,6 +7,8 @@ export interface BackoffOptions {
   maxMs: number;
   /** Give up after this many attempts (Infinity: never). */
   attempts: number;
+  /** Also give up when the next wait would end more than this many ms after the first try. */
+  budgetMs?: number;
   signal?: AbortSignal;
   /** Called before each wait, e.g. to log the failure. */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
@@ -26,12 +28,14 @@ export const backoffDelay = (attempt: number, options: Pick<BackoffOptions, "ini
 /** Run `task` until it succeeds, it fails permanently, attempts run out, or the signal aborts. */
 export const withRetry = async <T>(task: (attempt: number) => Promise<T>, options: Partial<BackoffOptions> = {}): Promise<T> => {
   const opts = { ...DEFAULT_BACKOFF, ...options };
+  const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await task(attempt);
     } catch (error) {
       if (attempt + 1 >= opts.attempts || opts.isPermanent?.(error) || opts.signal?.aborted) throw error;
       const delay = backoffDelay(attempt, opts);
+      if (opts.budgetMs !== undefined && Date.now() - started + delay > opts.budgetMs) throw error;
       opts.onRetry?.(error, attempt + 1, delay);
       await sleep(delay, undefined, { signal: opts.signal });
     }

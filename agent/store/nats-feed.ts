@@ -5,7 +5,7 @@ import type { KV } from "@nats-io/kv";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { bucketOptions, natsConnectOptions } from "../../shared/nats-options.ts";
+import { bucketOptions, createOrOpen, natsConnectOptions } from "../../shared/nats-options.ts";
 import { backoffDelay, withTimeout } from "../../shared/retry.ts";
 import { encodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
@@ -17,14 +17,8 @@ import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../share
 const RESYNC_MS = 10_000;
 const RESYNC_GRACE_MS = 1_000;
 
-const openBucket = async (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> => {
-  try {
-    return await kvm.create(name, opts);
-  } catch {
-    // Created earlier with other settings (e.g. more replicas by an operator): use it as it is.
-    return await kvm.open(name, { timeout: opts.timeout });
-  }
-};
+const openBucket = (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> =>
+  createOrOpen(() => kvm.create(name, opts), () => kvm.open(name, { timeout: opts.timeout }));
 
 /**
  * Agent side of NATS JetStream KV: read the latest value of this host's key, then watch

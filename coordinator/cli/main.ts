@@ -31,13 +31,14 @@ Global flags:
   --db FILE          coordinator database (default ./fleetplan.db, or $FLEETPLAN_DB)
   --store URL        nats://host:port[,nats://...] or consul://host:port ($FLEETPLAN_STORE)
   --admin-key FILE   signing key, repeat for k-of-n (default: keys/admin.key beside the db)
+  --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1)
   --json             machine-readable output (push: one JSON object per line, the last a summary)
 Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input error,
             3 envelope rejected, 4 store or host unreachable.
 `;
 
 const FLAGS = {
-  db: { type: "string" }, store: { type: "string" }, "admin-key": { type: "string", multiple: true }, json: { type: "boolean" },
+  db: { type: "string" }, store: { type: "string" }, "admin-key": { type: "string", multiple: true }, replicas: { type: "string" }, json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   out: { type: "string" }, plan: { type: "string" }, plans: { type: "string" }, target: { type: "string" },
   "node-key": { type: "string" }, id: { type: "string" }, expires: { type: "string" }, threshold: { type: "string" },

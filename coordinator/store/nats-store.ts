@@ -4,28 +4,21 @@ import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { bucketOptions, natsConnectOptions } from "../../shared/nats-options.ts";
+import { bucketOptions, createOrOpen, natsConnectOptions } from "../../shared/nats-options.ts";
 import { withRetry, withTimeout } from "../../shared/retry.ts";
 import { decodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, PlanStore, StoreConfig } from "../../shared/types.ts";
 
-const openBucket = async (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> => {
-  try {
-    return await kvm.create(name, opts);
-  } catch {
-    // Created earlier with other settings (e.g. more replicas): use it as it is.
-    return await kvm.open(name, { timeout: opts.timeout });
-  }
-};
+const openBucket = (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> =>
+  createOrOpen(() => kvm.create(name, opts), () => kvm.open(name, { timeout: opts.timeout }));
 
 const unavailable = (config: StoreConfig, error: unknown) =>
   new FleetplanError("store_unavailable", `NATS at ${config.servers.join(",")}: ${(error as Error).message}`, { cause: error });
 
 /** Coordinator side of NATS JetStream KV: put envelopes, read and follow agent status. */
-export const createNatsStore = async (config: StoreConfig, opts: { logger: Logger; attempts?: number }): Promise<PlanStore> => {
+export const createNatsStore = async (config: StoreConfig, opts: { logger: Logger; attempts?: number; putBudgetMs?: number }): Promise<PlanStore> => {
   const log = opts.logger;
-  const attempts = opts.attempts ?? 4;
-  const retry = { attempts, onRetry: (e: unknown, n: number, ms: number) => log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }) };
+  const retry = { attempts: opts.attempts ?? 4, onRetry: (e: unknown, n: number, ms: number) => log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }) };
   const nc: NatsConnection = await withRetry(() => connect(natsConnectOptions(config, { name: "fleetplan", forever: false })), retry)
     .catch((e) => { throw unavailable(config, e); });
   const kvm = new Kvm(nc);
@@ -46,7 +39,8 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
     }
     const revision = await withRetry(
       () => withTimeout(plans.put(host, envelope, { timeout: config.timeoutMs }), config.timeoutMs + 1_000, () => new FleetplanError("store_timeout", `put ${host} timed out after ${config.timeoutMs} ms`)),
-      { attempts, onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }) },
+      // Retried for a time budget, not a count: a cluster electing a new leader refuses puts for seconds.
+      { attempts: opts.attempts ?? Infinity, budgetMs: opts.putBudgetMs ?? 30_000, onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }) },
     ).catch((e) => { throw e instanceof FleetplanError ? e : unavailable(config, e); });
     return { revision };
   };

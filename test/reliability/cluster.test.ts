@@ -15,7 +15,8 @@ import type { Node, World } from "../helpers/fleet.ts";
 import { startNats } from "../helpers/nats.ts";
 import type { NatsServer } from "../helpers/nats.ts";
 import { freePort } from "../helpers/ports.ts";
-import { createCoordinator, executedRuns, markerIds, markerPlan, storeConfig } from "./support.ts";
+import { pushThroughFault } from "./push-through-fault.ts";
+import { createCoordinator, storeConfig } from "./support.ts";
 import type { Coordinator } from "./support.ts";
 
 const AGENTS = 20;
@@ -26,8 +27,13 @@ const NAMES = ["fp-1", "fp-2", "fp-3"];
 const startCluster = async (): Promise<{ servers: Map<string, NatsServer>; url: string }> => {
   const routePorts = await Promise.all(NAMES.map(() => freePort()));
   const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
-  const started = await Promise.all(NAMES.map((name, i) =>
+  const settled = await Promise.allSettled(NAMES.map((name, i) =>
     startNats({ name, extraArgs: ["--cluster_name", "fp", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes] })));
+  const started = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  if (started.length < NAMES.length) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw (settled.find((s) => s.status === "rejected") as PromiseRejectedResult).reason;
+  }
   return { servers: new Map(NAMES.map((n, i) => [n, started[i]!])), url: started.map((s) => s.url).join(",") };
 };
 
@@ -80,40 +86,12 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
 
   it("every agent converges, each plan ran exactly once", async (t) => {
     const leader = await planLeader(cluster!.url);
-    let puts = 0;
-    let killed: Promise<void> | null = null;
-    let killedAt = 0;
-    const started = Date.now();
-    const summary = await coordinator.push(nodes, (n) => markerPlan(n, "cluster"), {
-      concurrency: 2,
-      emit: (e) => {
-        if (e.event === "put" && ++puts === KILL_AFTER_PUTS) {
-          killed = cluster!.servers.get(leader)!.kill9().then(() => void (killedAt = Date.now()));
-        }
-      },
-    });
-    assert.ok(killed, "the leader was killed during the push");
-    await killed;
-    const expected = new Map(summary.targets.map((r) => [r.host, r.id!]));
-    const failed = summary.targets.filter((r) => r.outcome !== "pushed").map((r) => nodes.find((n) => n.host === r.host)!);
-    if (failed.length > 0) {
-      const again = await coordinator.push(failed, (n) => markerPlan(n, "cluster, again"));
-      assert.ok(again.ok, JSON.stringify(again.counts));
-      for (const r of again.targets) expected.set(r.host, r.id!);
-    }
-    await waitFor(() => agents.every((a) => a.ledger.lastSuccess()?.id === expected.get(a.hostname)), 45_000, "every agent to converge");
-    const converged = Date.now();
-    await Promise.all(agents.map((a) => a.idle()));
-    for (const [i, node] of nodes.entries()) {
-      assert.deepEqual(executedRuns(agents[i]!.ledger).map((r) => [r.id, r.state]), [[expected.get(node.host), "succeeded"]], node.host);
-      assert.deepEqual(markerIds(node), [expected.get(node.host)], `${node.host}: one marker line per run`);
-    }
+    const r = await pushThroughFault(coordinator, nodes, agents, { afterPuts: KILL_AFTER_PUTS, timeoutMs: 45_000, fault: () => cluster!.servers.get(leader)!.kill9() });
     const survivor = await planLeader(cluster!.servers.get(NAMES.find((n) => n !== leader)!)!.url);
     assert.notEqual(survivor, leader);
     t.diagnostic(JSON.stringify({
-      fault: "cluster_leader_kill9", agents: AGENTS, killed: leader, new_leader: survivor, put_retries: retries, first_push: summary.counts,
-      repushed: failed.length, watches_restarted: stalled,
-      converged_ms: converged - started, converged_after_kill_ms: converged - killedAt,
+      fault: "cluster_leader_kill9", agents: AGENTS, killed: leader, new_leader: survivor, put_retries: retries, first_push: r.first.counts,
+      repushed: r.repushed, watches_restarted: stalled, converged_ms: r.convergedMs, converged_after_kill_ms: r.convergedAt - r.faultDoneAt,
     }));
   });
 });

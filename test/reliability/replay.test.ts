@@ -41,7 +41,7 @@ describe("replay of every published envelope", { timeout: 90_000 }, () => {
     agents = await Promise.all(nodes.map((n) => startInProcess(n)));
     kv = await openRawBucket(nats.url);
     // A wiretap on the bucket's subjects sees every put, whoever makes it, as an attacker would.
-    const tap = kv.nc.subscribe(`$KV.${STORE_DEFAULTS.planBucket}.>`, { callback: (_e, m) => recorded.push({ host: m.subject.split(".").pop()!, bytes: Uint8Array.from(m.data) }) });
+    const tap = kv.nc.subscribe(`$KV.${STORE_DEFAULTS.planBucket}.>`, { callback: (_e, m) => void recorded.push({ host: m.subject.split(".").pop()!, bytes: Uint8Array.from(m.data) }) });
     await kv.nc.flush();
     coordinator = createCoordinator(world, nodes, storeConfig(nats.url));
     for (let p = 1; p <= PUSHES; p++) {

@@ -23,8 +23,8 @@ import { normalizeStoreConfig, STORE_DEFAULTS } from "../../shared/store-config.
 import type { Plan, PlanStore, StoreConfig } from "../../shared/types.ts";
 import type { Node, World } from "../helpers/fleet.ts";
 
-/** The file a marker plan appends one line (`<id>`) to per execution. */
-export const markerPath = (node: Node): string => join(node.root, "marker");
+// The file a marker plan appends one line (`<id>`) to per execution.
+const markerPath = (node: Node): string => join(node.root, "marker");
 
 /** A plan whose only step appends this run's provisioning id to the node's marker file. */
 export const markerPlan = (node: Node, label: string, extraStep = "true"): Plan => ({
@@ -38,8 +38,8 @@ export const markerPlan = (node: Node, label: string, extraStep = "true"): Plan 
 export const markerIds = (node: Node): number[] =>
   existsSync(markerPath(node)) ? readFileSync(markerPath(node), "utf8").split("\n").filter(Boolean).map(Number) : [];
 
-/** A plan as the coordinator loads it from disk: canonical bytes and their hash. */
-export const loadedPlan = (plan: Plan, source = "test"): LoadedPlan => {
+// A plan as the coordinator loads it from disk: canonical bytes and their hash.
+const loadedPlan = (plan: Plan, source = "test"): LoadedPlan => {
   const bytes = planBytes(plan);
   return { source, bytes, hash: blake2bHex(bytes) };
 };
@@ -72,7 +72,7 @@ export const createCoordinator = (world: World, nodes: Node[], config: StoreConf
   return {
     db,
     push: async (nodes, planFor, opts = {}) => {
-      let store: Promise<PlanStore> | null = null;
+      const opened: { store: Promise<PlanStore> | null } = { store: null };
       try {
         return await push(
           {
@@ -81,11 +81,11 @@ export const createCoordinator = (world: World, nodes: Node[], config: StoreConf
           },
           {
             db, signers: [world.admin], storeName: "nats", now: () => new Date(), operator: "test", converged: async () => new Set(),
-            store: () => (store ??= createNatsStore(config, { logger })), emit: opts.emit ?? (() => {}),
+            store: () => (opened.store ??= createNatsStore(config, { logger })), emit: opts.emit ?? (() => {}),
           },
         );
       } finally {
-        await (await store?.catch(() => null))?.close();
+        await (await opened.store?.catch(() => null))?.close();
       }
     },
     close: () => db.close(),
@@ -95,7 +95,9 @@ export const createCoordinator = (world: World, nodes: Node[], config: StoreConf
 /** The plan bucket through plain nats.js, as an attacker with store access would use it. */
 export const openRawBucket = async (url: string) => {
   const nc = await connect({ servers: url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  const kv: KV = await new Kvm(nc).open(STORE_DEFAULTS.planBucket);
+  // Created with the agents' settings if no agent has created it yet, so both sides agree.
+  const kvm = new Kvm(nc);
+  const kv: KV = await kvm.create(STORE_DEFAULTS.planBucket, { history: 5 }).catch(() => kvm.open(STORE_DEFAULTS.planBucket));
   return {
     nc,
     /** Put, retrying for up to `ms` (a put during an outage times out). */
