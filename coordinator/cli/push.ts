@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
-import { ExitCode, exitCodeFor } from "../../shared/cli.ts";
+import { ExitCode } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { withTimeout } from "../../shared/retry.ts";
 import { FleetplanError } from "../../shared/errors.ts";
@@ -37,6 +37,8 @@ export interface PushFlags {
   "ssh-config"?: string;
   "remote-agent"?: string;
 }
+
+const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed"]);
 
 /** The servers a command applies to: --servers a,b | --group G | --all (exactly one). */
 export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers" | "group" | "all">, required: boolean): ServerRow[] => {
@@ -113,9 +115,8 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
       io.stdout(`${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts).map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
     }
     if (summary.ok) return ExitCode.Ok;
-    // Nothing got through because the store or hosts were unreachable: say so (exit 4).
-    const failures = summary.targets.filter((t) => t.reason !== null && t.outcome !== "skipped");
-    return failures.length === summary.targets.length && failures.every((t) => exitCodeFor(t.reason!) === ExitCode.Unavailable) ? ExitCode.Unavailable : ExitCode.Failed;
+    // Nothing got through because the store or the hosts could not be reached: say so (exit 4).
+    return summary.targets.every((t) => UNREACHABLE.has(t.reason ?? "")) ? ExitCode.Unavailable : ExitCode.Failed;
   } finally {
     if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
   }
