@@ -19,6 +19,9 @@ import { createAgentMetrics, setApplied, setLastRun } from "./metrics.ts";
 import { createStatusPublisher } from "./status-publisher.ts";
 import { loadAgentSecrets } from "./startup.ts";
 
+/** Rejections decided before the signatures were verified (PROTOCOL.md steps 1–3). */
+const UNSIGNED_REASONS = new Set(["too_large", "malformed", "unsupported_version", "bad_signature", "untrusted_signer"]);
+
 export interface AgentDeps {
   /** Where envelopes come from; none for one-shot `apply`. */
   feed?: PlanFeed | null;
@@ -90,7 +93,9 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
     if (error.reason === "duplicate") log.info("envelope_duplicate", fields);
     else {
       log.warn("envelope_rejected", fields);
-      publish("rejected", { id: error.id ?? null, plan_hash: header?.plan_hash ?? null, result: error.reason });
+      // Before step 3 passed, the header's id is the sender's claim: never report it as ours.
+      const signed = !UNSIGNED_REASONS.has(error.reason);
+      publish("rejected", { id: signed ? error.id ?? null : null, plan_hash: signed ? header?.plan_hash ?? null : null, result: error.reason });
     }
     try {
       ledger.recordSeen({ id: error.id ?? null, planHash: null, signerIds: [], target: null, issued: null, expires: null, revision: meta.revision, source: meta.source, at: now(), bootTime, reason: error.reason });

@@ -33,26 +33,32 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): P
   let statuses: KV | undefined;
   let stopWatch: (() => void) | undefined;
 
+  // Connect once (nats.js then reconnects forever), and open the buckets until that succeeds:
+  // JetStream may still be starting, or electing a leader, when the connection is up.
   const ensureConnection = async (host: string, events: FeedEvents): Promise<void> => {
-    if (nc) return;
-    nc = await connect(natsConnectOptions(config, { name: `fleetplan-agent/${host}`, forever: true }));
+    if (!nc) {
+      nc = await connect(natsConnectOptions(config, { name: `fleetplan-agent/${host}`, forever: true }));
+      void followConnection(nc, events);
+    }
+    if (plans && statuses) return;
     const kvm = new Kvm(nc);
     plans = await openBucket(kvm, config.planBucket, bucketOptions(config, 5));
     statuses = await openBucket(kvm, config.statusBucket, bucketOptions(config, 1));
     events.onConnection?.(true);
     log.info("store_connected", { store: config.servers.join(","), server: nc.getServer() });
-    void (async () => {
-      for await (const s of nc!.status()) {
-        if (s.type === "disconnect") {
-          events.onConnection?.(false);
-          log.warn("store_disconnected", { server: String(s.server) });
-        } else if (s.type === "reconnect") {
-          events.onConnection?.(true);
-          log.info("store_reconnected", { server: String(s.server) });
-          stopWatch?.(); // re-read the latest value: the watch may have missed updates
-        }
+  };
+
+  const followConnection = async (conn: NatsConnection, events: FeedEvents): Promise<void> => {
+    for await (const s of conn.status()) {
+      if (s.type === "disconnect") {
+        events.onConnection?.(false);
+        log.warn("store_disconnected", { server: String(s.server) });
+      } else if (s.type === "reconnect") {
+        events.onConnection?.(true);
+        log.info("store_reconnected", { server: String(s.server) });
+        stopWatch?.(); // re-read the latest value: the watch may have missed updates
       }
-    })();
+    }
   };
 
   const follow = async (host: string, events: FeedEvents): Promise<void> => {
