@@ -1,36 +1,17 @@
 // Agent side of Consul KV: follow fleetplan/plans/<host> with blocking queries and publish
 // fleetplan/status/<host>. Request rules and the watch loop live in shared/consul-*.ts; this
-// file owns only the sockets.
+// file only hands node:http(s) to shared/consul-transport.ts.
 
 import { readFileSync } from "node:fs";
-import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { type ConsulOptions, type ConsulSend, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
-import { consulAgentOptions, type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite, timeoutError, transportError } from "../../shared/consul-kv.ts";
+import * as http from "node:http";
+import * as https from "node:https";
+import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
+import { consulTransport } from "../../shared/consul-transport.ts";
+import { type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { CONSUL_PREFIX } from "../../shared/store-config.ts";
 import { encodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
-
-// The sockets: an agent (keep-alive, TLS files when https) and one HTTP exchange. The
-// coordinator's consul-store.ts holds the same lines on purpose: shared/ does no transport
-// I/O, and agent/ and coordinator/ never import each other.
-const agentFor = (config: StoreConfig): HttpAgent =>
-  config.servers[0]?.startsWith("https:") ? new HttpsAgent(consulAgentOptions(config.tls, readFileSync)) : new HttpAgent({ keepAlive: true });
-const sendVia = (agent: HttpAgent): ConsulSend => (request, signal) =>
-  new Promise((resolve, reject) => {
-    const call = (request.url.startsWith("https:") ? httpsRequest : httpRequest) as typeof httpRequest;
-    const options = { method: request.method, headers: request.headers, agent, signal, timeout: request.timeoutMs };
-    const req = call(request.url, options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("error", (error) => reject(transportError(error, request)));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, index: res.headers["x-consul-index"] as string | undefined, body: Buffer.concat(chunks) }));
-    });
-    req.on("timeout", () => req.destroy(timeoutError(request)));
-    req.on("error", (error) => reject(transportError(error, request)));
-    req.end(request.body);
-  });
 
 /**
  * A PlanFeed over Consul KV. `follow` runs until close(): it delivers the key's current value,
@@ -39,8 +20,8 @@ const sendVia = (agent: HttpAgent): ConsulSend => (request, signal) =>
  * `duplicate`). Store errors, ACL denials included, are logged and retried with backoff.
  */
 export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}): PlanFeed => {
-  const agent = agentFor(config);
-  const { client, close: abort } = createConsulClient(config, opts, sendVia(agent));
+  const transport = consulTransport(config, { http, https, readFile: readFileSync });
+  const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning, logger } = client;
   let following: Promise<void> | undefined;
 
@@ -80,7 +61,7 @@ export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}):
   const close = async (): Promise<void> => {
     abort();
     await following?.catch(() => undefined);
-    agent.destroy();
+    transport.destroy();
   };
 
   return { kind: "consul", follow, putStatus, close };

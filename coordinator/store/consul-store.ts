@@ -1,38 +1,19 @@
 // Coordinator side of Consul KV: publish envelopes to fleetplan/plans/<host>, read and follow
-// fleetplan/status/. Request rules and the watch loop live in shared/consul-*.ts; this file
-// owns only the sockets.
+// fleetplan/status/. Request rules, the watch loop and the HTTP exchange live in
+// shared/consul-*.ts; this file only hands them node:http(s).
 
 import { readFileSync } from "node:fs";
-import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { type ConsulOptions, type ConsulSend, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
+import * as http from "node:http";
+import * as https from "node:https";
+import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
+import { consulTransport } from "../../shared/consul-transport.ts";
 import {
-  consulAgentOptions, type KvEntry, kvGetRequest, kvPutRequest, parseKvRead, parseKvWrite, timeoutError, transportError,
+  type KvEntry, kvGetRequest, kvPutRequest, parseKvRead, parseKvWrite,
 } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { decodeStatus } from "../../shared/status.ts";
 import { CONSUL_PREFIX } from "../../shared/store-config.ts";
 import type { AgentStatus, PlanStore, PutResult, StoreConfig } from "../../shared/types.ts";
-
-// The sockets: an agent (keep-alive, TLS files when https) and one HTTP exchange. The
-// agent's consul-feed.ts holds the same lines on purpose: shared/ does no transport I/O,
-// and agent/ and coordinator/ never import each other.
-const agentFor = (config: StoreConfig): HttpAgent =>
-  config.servers[0]?.startsWith("https:") ? new HttpsAgent(consulAgentOptions(config.tls, readFileSync)) : new HttpAgent({ keepAlive: true });
-const sendVia = (agent: HttpAgent): ConsulSend => (request, signal) =>
-  new Promise((resolve, reject) => {
-    const call = (request.url.startsWith("https:") ? httpsRequest : httpRequest) as typeof httpRequest;
-    const options = { method: request.method, headers: request.headers, agent, signal, timeout: request.timeoutMs };
-    const req = call(request.url, options, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("error", (error) => reject(transportError(error, request)));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, index: res.headers["x-consul-index"] as string | undefined, body: Buffer.concat(chunks) }));
-    });
-    req.on("timeout", () => req.destroy(timeoutError(request)));
-    req.on("error", (error) => reject(transportError(error, request)));
-    req.end(request.body);
-  });
 
 /**
  * A PlanStore over Consul KV. A put is refused before upload when over `maxValueBytes`; its
@@ -41,8 +22,8 @@ const sendVia = (agent: HttpAgent): ConsulSend => (request, signal) =>
  * key whose ModifyIndex changed, until its signal or close() aborts it.
  */
 export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {}): PlanStore => {
-  const agent = agentFor(config);
-  const { client, close: abort } = createConsulClient(config, opts, sendVia(agent));
+  const transport = consulTransport(config, { http, https, readFile: readFileSync });
+  const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning, logger } = client;
   const watches = new Set<Promise<void>>();
 
@@ -102,7 +83,7 @@ export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {})
   const close = async (): Promise<void> => {
     abort();
     await Promise.allSettled(watches);
-    agent.destroy();
+    transport.destroy();
   };
 
   return { kind: "consul", put, revision, statuses, watchStatuses, close };
