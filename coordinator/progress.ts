@@ -9,6 +9,7 @@ const BAR = 24;
  */
 export const createProgress = (io: CliIo, total: number, tty: boolean, started = Date.now()) => {
   const states = new Map<string, string>();
+  const pushed = new Map<string, number>();
   let lastDraw = 0;
   const draw = (force = false) => {
     if (!tty || (!force && Date.now() - lastDraw < 100)) return;
@@ -23,9 +24,13 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
   };
   return {
     onEvent(e: PushEvent): void {
-      if (e.event === "plan") states.set(e.host, e.action === "skip" ? "skipped" : "sealing");
-      else if (e.event === "status") states.set(e.host, e.step && e.state === "running" ? "running" : e.state);
-      else states.set(e.host, e.outcome);
+      if (e.event === "plan") {
+        states.set(e.host, e.action === "skip" ? "skipped" : "sealing");
+        if (e.id !== null) pushed.set(e.host, e.id);
+      } else if (e.event === "status") {
+        // A status about an earlier id means the agent has not picked the new one up yet.
+        states.set(e.host, e.id === pushed.get(e.host) ? e.state : "waiting");
+      } else states.set(e.host, e.outcome);
       if (!tty && (e.event === "final" || e.event === "put_failed" || e.event === "delivered")) {
         io.stderr(`${e.host}: ${e.outcome}${e.reason ? ` (${e.reason})` : ""}${e.id ? ` id ${e.id}` : ""}\n`);
       }

@@ -90,7 +90,10 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
   if (!req.dryRun) {
     await mapLimit(req.targets, req.concurrency, async (server, i) => {
       const r = results[i]!;
-      if (r.action === "skip") return record(r);
+      if (r.action === "skip") {
+        deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
+        return record(r);
+      }
       try {
         r.id = db.issueId(server.host, r.plan_hash, deps.now());
         deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,17 +30,22 @@ export const runDemo = async (): Promise<number> => {
   const dir = mkdtempSync(join(tmpdir(), "fleetplan-demo-"));
   const procs = createProcessGroup();
   const env: NodeJS.ProcessEnv = { ...process.env, FLEETPLAN_DB: join(dir, "coordinator", "fleetplan.db") };
-  const cli = async (args: string[], opts: { show?: boolean; ok?: number[] } = {}) => {
-    const child = run("node", [CLI_BIN, ...args], { env, maxBuffer: 64 * 1024 * 1024 });
-    // Live progress (a bar on a terminal, a line per server otherwise) goes straight through.
-    if (args[0] === "push") child.child.stderr?.pipe(process.stderr);
-    const result = await child.catch((e) => e);
-    const code = typeof result.code === "number" ? result.code : 0;
-    if (opts.show !== false) process.stdout.write(String(result.stdout).replace(/^/gm, "   "));
-    if (result.stderr && code !== 0 && args[0] !== "push") process.stderr.write(String(result.stderr));
-    if (!(opts.ok ?? [0]).includes(code)) throw new Error(`fleetplan ${args.join(" ")} exited ${code}`);
-    return String(result.stdout);
-  };
+  const cli = (args: string[], opts: { show?: boolean } = {}): Promise<string> =>
+    new Promise((resolve, reject) => {
+      // push shares our stderr: live progress (a bar on a terminal, a line per server otherwise).
+      const child = spawn("node", [CLI_BIN, ...args], { env, stdio: ["ignore", "pipe", args[0] === "push" ? "inherit" : "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.once("error", reject);
+      child.once("exit", (code) => {
+        if (opts.show !== false) process.stdout.write(stdout.replace(/^/gm, "   "));
+        if (code === 0) return resolve(stdout);
+        process.stderr.write(stderr);
+        reject(new Error(`fleetplan ${args.join(" ")} exited ${code}`));
+      });
+    });
   const onSignal = () => void procs.stopAll().then(() => process.exit(130));
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
