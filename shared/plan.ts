@@ -6,25 +6,34 @@ export const PLAN_LIMITS = { files: 10_000, steps: 1_000, pathBytes: 4_096, name
 
 // A flat character class plus a length check: a quantified group such as (?:[...]{4})* overflows
 // V8's regexp backtrack stack (RangeError) on content above ~6 MiB.
-const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
-// Canonical base64 (what encoders write) passes a native round trip, 3x faster than the regexp on
-// a small file; the regexp still decides the rest (it also accepts non-zero padding bits).
-const isBase64 = (s: string): boolean =>
-  s.length % 4 === 0 && (Buffer.from(s, "base64").toString("base64") === s || BASE64_CHARS.test(s));
+// Strict base64 without a regexp pass or a re-encode: Node's decoder skips characters outside
+// the alphabet and stops at "=", so only a well-formed string decodes to its full length. It
+// also takes the URL-safe "-" and "_", refused here.
+const isBase64 = (s: string): boolean => {
+  if (s.length % 4 !== 0 || s.includes("-") || s.includes("_")) return false;
+  const pad = s.endsWith("==") ? 2 : s.endsWith("=") ? 1 : 0;
+  return Buffer.from(s, "base64").length === (s.length / 4) * 3 - pad;
+};
 const ACCOUNT = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10})$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-const unknownKeys = (value: Record<string, unknown>, allowed: readonly string[], where: string): string[] =>
-  Object.keys(value).filter((k) => !allowed.includes(k)).map((k) => `${where}: unknown field ${JSON.stringify(k)}`);
+const unknownKeys = (value: Record<string, unknown>, allowed: readonly string[], where: string): string[] => {
+  const problems: string[] = [];
+  for (const k in value) if (!allowed.includes(k)) problems.push(`${where}: unknown field ${JSON.stringify(k)}`);
+  return problems;
+};
+
+/** A "/" followed by nothing, ".", or ".." and then "/" or the end: an empty, . or .. segment. */
+const NOT_NORMAL = /\/(?:\.{1,2})?(?:\/|$)/;
 
 /** Absolute, normalised path: no empty, `.` or `..` segments, no NUL, no trailing slash. */
 const pathProblem = (path: unknown): string | null => {
   if (typeof path !== "string" || !path.startsWith("/") || path.length < 2) return "must be an absolute path";
   if (Buffer.byteLength(path) > PLAN_LIMITS.pathBytes) return `longer than ${PLAN_LIMITS.pathBytes} bytes`;
   if (path.includes("\0")) return "contains NUL";
-  if (path.slice(1).split("/").some((seg) => seg === "" || seg === "." || seg === "..")) return "must be normalised (no //, . or ..)";
+  if (NOT_NORMAL.test(path)) return "must be normalised (no //, . or ..)";
   return null;
 };
 

@@ -39,7 +39,7 @@ Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input er
 
 const FLAGS = {
   db: { type: "string" }, store: { type: "string" }, "admin-key": { type: "string", multiple: true }, replicas: { type: "string" }, json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
+  help: { type: "boolean", short: "h" }, version: { type: "boolean" },
   out: { type: "string" }, plan: { type: "string" }, plans: { type: "string" }, target: { type: "string" },
   "node-key": { type: "string" }, id: { type: "string" }, expires: { type: "string" }, threshold: { type: "string" },
   metrics: { type: "string" }, ssh: { type: "string" }, group: { type: "string" }, "not-bootstrapped": { type: "boolean" },
@@ -57,6 +57,10 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
   try {
     const { values, positionals } = parseFlags(argv, FLAGS);
     const [command, ...args] = positionals;
+    if (values.version) {
+      io.stdout(`${VERSION}\n`);
+      return ExitCode.Ok;
+    }
     if (values.help || command === "help" || command === undefined) {
       io.stdout(HELP);
       return command === undefined && !values.help ? ExitCode.Usage : ExitCode.Ok;
