@@ -5,22 +5,23 @@ import { createLogger } from "../shared/log.ts";
 import type { Logger } from "../shared/log.ts";
 import { sodiumReady } from "../shared/sodium.ts";
 import { describeStore } from "../shared/store-config.ts";
-import type { AgentStatus, OpenedEnvelope, PlanFeed } from "../shared/types.ts";
+import type { AgentStatus, PlanFeed } from "../shared/types.ts";
 import { VERSION } from "../shared/version.ts";
 import { readBootTime } from "./boot-time.ts";
 import type { AgentConfig } from "./config.ts";
 import { createExecutor } from "./executor.ts";
-import type { Executor, RunOutcome } from "./executor.ts";
+import type { Executor } from "./executor.ts";
 import { startMetricsServer } from "./http.ts";
 import type { MetricsServer } from "./http.ts";
 import { openLedger } from "./ledger.ts";
-import type { Ledger } from "./ledger.ts";
+import type { Ledger, RunRow } from "./ledger.ts";
 import { createAgentMetrics, setApplied, setLastRun } from "./metrics.ts";
-import { createStatusPublisher } from "./status-publisher.ts";
+import { isAlive, selfIdentity } from "./process-identity.ts";
+import { createRejectionReporter } from "./rejections.ts";
+import { createRunner } from "./runner.ts";
+import type { RunResult } from "./runner.ts";
 import { loadAgentSecrets } from "./startup.ts";
-
-/** Rejections decided before the signatures were verified (PROTOCOL.md steps 1–3). */
-const UNSIGNED_REASONS = new Set(["too_large", "malformed", "unsupported_version", "bad_signature", "untrusted_signer"]);
+import { createStatusPublisher } from "./status-publisher.ts";
 
 export interface AgentDeps {
   /** Where envelopes come from; none for one-shot `apply`. */
@@ -31,7 +32,7 @@ export interface AgentDeps {
 }
 
 export type SubmitResult =
-  | { accepted: true; id: number; runId: number; outcome: Promise<RunOutcome | "superseded"> }
+  | { accepted: true; id: number; runId: number; outcome: Promise<RunResult> }
   | { accepted: false; reason: string; id: number | null; message: string };
 
 export interface Agent {
@@ -43,7 +44,7 @@ export interface Agent {
   submit(envelope: Uint8Array, meta: { source: string; revision: number | null }): SubmitResult;
   /** Resolves when nothing is pending or running. */
   idle(): Promise<void>;
-  /** Interrupt a running step, record it, stop watching, close everything. */
+  /** Stop watching, interrupt a running step and record it, close everything. */
   stop(): Promise<void>;
 }
 
@@ -55,21 +56,23 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   const { nodeKeys, trust } = loadAgentSecrets(config);
   const bootTime = readBootTime(config.procStat);
   const ledger = openLedger(join(config.stateDir, "ledger.db"));
-  const executor = deps.executor ?? createExecutor({
-    logDir: config.logDir, maxLogBytes: config.runLogMaxBytes, keepRunLogs: config.runLogsKept,
-    graceMs: config.stopGraceMs, fileRoots: config.fileRoots, defaultStepTimeoutS: config.stepTimeoutS,
-  });
+  // One process runs envelopes per ledger: the daemon, or a one-shot apply, never both.
+  const self = selfIdentity();
+  try {
+    ledger.claim(self, now(), isAlive);
+  } catch (error) {
+    ledger.close();
+    throw error;
+  }
   const feed = deps.feed ?? null;
-  const metrics = createAgentMetrics({ version: VERSION, store: feed ? describeStore(config.store) : "none" });
+  const metrics = createAgentMetrics({ version: VERSION, store: feed ? describeStore(config.store) : "none", host: config.hostname, node_key_id: nodeKeys.keyId });
   const stopping = new AbortController();
-  const plans = new Map<number, { opened: OpenedEnvelope; done: (o: RunOutcome | "superseded") => void }>();
-  let runner: Promise<void> | null = null;
 
   for (const run of ledger.recoverInterrupted(now())) {
     metrics.runs.inc({ result: "interrupted" });
     log.warn("run_interrupted", { id: run.id, run_id: run.runId, detail: "cut short by a restart; not re-run" });
   }
-  let applied = ledger.lastSuccess();
+  let applied: RunRow | null = ledger.lastSuccess();
   metrics.bootTime.set(bootTime);
   metrics.acceptedId.set(ledger.highWaterMark().id);
   if (applied) setApplied(metrics, { id: applied.id, planHash: applied.planHash, bootTime: applied.bootTime ?? 0 });
@@ -86,86 +89,18 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
       version: VERSION, ...fields,
     });
   };
-
-  const reject = (error: EnvelopeError, meta: { source: string; revision: number | null }, header?: OpenedEnvelope["header"]) => {
-    metrics.envelopes.inc({ result: error.reason });
-    const fields = { reason: error.reason, id: error.id ?? null, revision: meta.revision, source: meta.source, message: error.message };
-    if (error.reason === "duplicate") log.info("envelope_duplicate", fields);
-    else {
-      log.warn("envelope_rejected", fields);
-      // Before step 3 passed, the header's id is the sender's claim: never report it as ours.
-      const signed = !UNSIGNED_REASONS.has(error.reason);
-      publish("rejected", { id: signed ? error.id ?? null : null, plan_hash: signed ? header?.plan_hash ?? null : null, result: error.reason });
-    }
-    try {
-      ledger.recordSeen({ id: error.id ?? null, planHash: null, signerIds: [], target: null, issued: null, expires: null, revision: meta.revision, source: meta.source, at: now(), bootTime, reason: error.reason });
-    } catch (e) {
-      log.error("ledger_write_failed", { error: (e as Error).message });
-    }
-  };
-
-  const runOne = async (runId: number) => {
-    const entry = plans.get(runId)!;
-    const { header, plan } = entry.opened;
-    for (const superseded of ledger.startRun(runId, now())) {
-      metrics.runs.inc({ result: "superseded" });
-      log.info("run_superseded", { run_id: superseded, by: header.id });
-      plans.get(superseded)?.done("superseded");
-      plans.delete(superseded);
-    }
-    plans.delete(runId);
-    const base = { id: header.id, plan_hash: header.plan_hash, steps: plan.steps.length };
-    log.info("run_started", { id: header.id, plan_hash: header.plan_hash, run_id: runId, steps: plan.steps.length });
-    metrics.running.set(1);
-    publish("running", { ...base, step_index: 0, step: plan.steps[0]?.name ?? null });
-    const outcome = await executor.run(plan, {
-      id: header.id, planHash: header.plan_hash, runId, signal: stopping.signal,
-      onStep: (e) => {
-        if (e.phase === "start") publish("running", { ...base, step: e.name, step_index: e.index });
-        else if (e.result) {
-          metrics.stepDuration.observe(e.result.durationMs / 1000);
-          ledger.recordStep(runId, e.result);
-        }
-      },
-    });
-    const finishedAt = now();
-    ledger.finishRun(runId, { state: outcome.result, at: finishedAt, durationMs: outcome.durationMs, bootTime, failedStep: outcome.failedStep, error: outcome.error });
-    metrics.running.set(0);
-    metrics.runs.inc({ result: outcome.result });
-    setLastRun(metrics, { success: outcome.result === "succeeded", finishedAt, durationMs: outcome.durationMs });
-    if (outcome.result === "succeeded") {
-      applied = ledger.lastSuccess();
-      setApplied(metrics, { id: header.id, planHash: header.plan_hash, bootTime });
-    }
-    const failed = outcome.steps.find((s) => s.exitCode !== 0);
-    log[outcome.result === "succeeded" ? "info" : "warn"]("run_finished", {
-      id: header.id, run_id: runId, result: outcome.result, duration_ms: outcome.durationMs,
-      failed_step: outcome.failedStep, exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, error: outcome.error, log_file: outcome.logFile,
-    });
-    publish(outcome.result, { ...base, result: outcome.result, step: outcome.failedStep, step_index: failed?.index ?? null });
-    entry.done(outcome);
-  };
-
-  const kick = () => {
-    runner ??= (async () => {
-      while (plans.size > 0 && !stopping.signal.aborted) {
-        const newest = Math.max(...plans.keys());
-        try {
-          await runOne(newest);
-        } catch (error) {
-          // Ledger could not record: never execute without a record. The run stays pending
-          // in the ledger and is recorded `interrupted` at the next start.
-          metrics.running.set(0);
-          log.error("run_not_recorded", { run_id: newest, reason: (error as FleetplanError).reason ?? "internal", error: (error as Error).message });
-          plans.get(newest)?.done({ result: "failed", steps: [], durationMs: 0, failedStep: null, error: (error as Error).message, logFile: "" });
-          plans.delete(newest);
-        }
-      }
-      runner = null;
-    })();
-  };
+  const runner = createRunner({
+    ledger, metrics, log, now, bootTime, publish, signal: stopping.signal,
+    executor: deps.executor ?? createExecutor({
+      logDir: config.logDir, maxLogBytes: config.runLogMaxBytes, keepRunLogs: config.runLogsKept,
+      graceMs: config.stopGraceMs, fileRoots: config.fileRoots, defaultStepTimeoutS: config.stepTimeoutS,
+    }),
+    onApplied: (run) => (applied = run),
+  });
+  const reject = createRejectionReporter({ ledger, metrics, log, now, bootTime, publish, running: runner.busy });
 
   const submit: Agent["submit"] = (envelope, meta) => {
+    if (stopping.signal.aborted) return { accepted: false, reason: "stopping", id: null, message: "the agent is stopping" };
     let opened: ReturnType<typeof openEnvelope>;
     try {
       opened = openEnvelope(envelope, { hostname: config.hostname, nodeKeys, trust, highWaterMark: ledger.highWaterMark(), now: now(), limits: config.limits });
@@ -180,7 +115,7 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
       runId = ledger.accept({ id: header.id, planHash: header.plan_hash, signerIds, target: header.target, issued: header.issued, expires: header.expires, revision: meta.revision, source: meta.source, at: now(), bootTime });
     } catch (error) {
       if (error instanceof EnvelopeError) {
-        reject(error, meta, header);
+        reject(error, meta, header.plan_hash);
         return { accepted: false, reason: error.reason, id: header.id, message: error.message };
       }
       log.error("ledger_write_failed", { id: header.id, error: (error as Error).message });
@@ -189,11 +124,7 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
     metrics.envelopes.inc({ result: "accepted" });
     metrics.acceptedId.set(header.id);
     log.info("envelope_accepted", { id: header.id, plan_hash: header.plan_hash, signer_ids: signerIds, revision: meta.revision, source: meta.source });
-    let done!: (o: RunOutcome | "superseded") => void;
-    const outcome = new Promise<RunOutcome | "superseded">((resolve) => (done = resolve));
-    plans.set(runId, { opened, done });
-    kick();
-    return { accepted: true, id: header.id, runId, outcome };
+    return { accepted: true, id: header.id, runId, outcome: runner.enqueue(runId, opened) };
   };
 
   let connected = false;
@@ -201,7 +132,7 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   if (config.metricsListen) {
     server = await startMetricsServer(config.metricsListen, metrics.registry, () => {
       try {
-        return { ok: true, detail: { host: config.hostname, accepted_id: ledger.highWaterMark().id, running: runner !== null, store_connected: connected } };
+        return { ok: true, detail: { host: config.hostname, accepted_id: ledger.highWaterMark().id, running: runner.busy(), store_connected: connected } };
       } catch (error) {
         return { ok: false, detail: { host: config.hostname, error: (error as Error).message } };
       }
@@ -209,7 +140,11 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   }
   publish(last?.state === "interrupted" ? "interrupted" : "idle", last ? { id: last.id, plan_hash: last.planHash, result: last.state } : {});
   void feed?.follow(config.hostname, {
-    onEnvelope: async (bytes, revision) => void submit(bytes, { source: feed.kind, revision }),
+    // An envelope the ledger could not record is handed back: the feed delivers it again.
+    onEnvelope: async (bytes, revision) => {
+      const result = submit(bytes, { source: feed.kind, revision });
+      if (!result.accepted && result.reason === "ledger_error") throw new FleetplanError("ledger_error", result.message);
+    },
     onConnection: (up) => {
       connected = up;
       metrics.storeConnected.set(up ? 1 : 0);
@@ -227,25 +162,25 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   const pruneTimer = setInterval(prune, 3_600_000).unref();
   log.info("agent_started", { version: VERSION, node_key_id: nodeKeys.keyId, trust_ids: [...trust.keys.keys()], threshold: trust.threshold, store: describeStore(config.store), metrics: server?.url ?? null, boot_time: bootTime });
 
+  let stopped: Promise<void> | null = null;
   return {
     hostname: config.hostname,
     nodeKeyId: nodeKeys.keyId,
     metricsUrl: server?.url ?? null,
     ledger,
     submit,
-    idle: async () => {
-      while (runner) await runner;
-    },
-    stop: async () => {
+    idle: () => runner.idle(),
+    stop: () => (stopped ??= (async () => {
       clearInterval(pruneTimer);
       stopping.abort();
-      while (runner) await runner;
+      await runner.idle();
       await publisher.flush(2_000);
       publisher.stop();
       await feed?.close();
       await server?.close();
+      ledger.release(self);
       ledger.close();
       log.info("agent_stopped", {});
-    },
+    })()),
   };
 };

@@ -10,6 +10,8 @@ import type { EnvelopeLimits, StoreConfig } from "../shared/types.ts";
 import { DEFAULT_LIMITS, isValidHostname } from "../shared/wire.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/fleetplan/agent.json";
+const MAX_PLAN_BYTES = 256 * 1024 * 1024;
+const MAX_CLOCK_SKEW_MS = 3_600_000;
 
 /** Everything the agent needs, validated once. */
 export interface AgentConfig {
@@ -157,6 +159,9 @@ export const normalizeAgentConfig = (layers: AgentConfigInput[], env: NodeJS.Pro
     maxPlanBytes: positiveInt(input.maxPlanBytes ?? DEFAULT_LIMITS.maxPlanBytes, "maxPlanBytes", problems),
     clockSkewMs: duration(merged.clockSkew, "clockSkew", problems),
   };
+  // Bounds that keep the checks meaningful: memory per plan, and `from_future` switched on.
+  if (limits.maxPlanBytes > MAX_PLAN_BYTES) problems.push(`maxPlanBytes: ${limits.maxPlanBytes} is above the ${MAX_PLAN_BYTES} bytes an agent will hold in memory`);
+  if (limits.clockSkewMs > MAX_CLOCK_SKEW_MS) problems.push(`clockSkew: ${merged.clockSkew} is above 1h, which would all but disable the from_future check`);
   limits.maxEnvelopeBytes = Math.max(DEFAULT_LIMITS.maxEnvelopeBytes, limits.maxPlanBytes + 1024 * 1024);
   const config: AgentConfig = {
     hostname,

@@ -67,6 +67,15 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, idx)
   );
   `,
+  `
+  -- The one process that may accept and run envelopes with this ledger (daemon or apply).
+  CREATE TABLE owner (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    pid         INTEGER NOT NULL,
+    start_time  TEXT    NOT NULL,
+    acquired_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this build writes. */
@@ -168,6 +177,10 @@ export const prepareStatements = (db: Database.Database) => ({
   steps: db.prepare(`SELECT * FROM steps WHERE run_id = ? ORDER BY idx`),
   envelopes: db.prepare(`SELECT * FROM envelopes ORDER BY seq DESC LIMIT ?`),
   counts: db.prepare(`SELECT result, count FROM envelope_counts`),
+  owner: db.prepare("SELECT pid, start_time FROM owner WHERE singleton = 1"),
+  setOwner: db.prepare(`INSERT INTO owner (singleton, pid, start_time, acquired_at) VALUES (1, @pid, @startTime, @at)
+    ON CONFLICT (singleton) DO UPDATE SET pid = excluded.pid, start_time = excluded.start_time, acquired_at = excluded.acquired_at`),
+  releaseOwner: db.prepare("DELETE FROM owner WHERE pid = @pid AND start_time = @startTime"),
   pruneSteps: db.prepare(`DELETE FROM steps WHERE run_id IN (${PRUNABLE_RUNS})`),
   pruneRuns: db.prepare(`DELETE FROM runs WHERE run_id IN (${PRUNABLE_RUNS})`),
   pruneEnvelopes: db.prepare(`DELETE FROM envelopes

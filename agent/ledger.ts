@@ -76,10 +76,26 @@ export interface RunFinish {
   error?: string | null;
 }
 
+/** A process, named so that a reused pid is not mistaken for it. */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
 export interface Ledger {
+  /**
+   * Become the one process that accepts and runs envelopes with this ledger. Another live
+   * owner (the daemon while `apply` runs, or the reverse) is a `conflict`; a dead one's claim
+   * is taken over. `isAlive` decides, so a crashed owner never blocks for good.
+   */
+  claim(self: ProcessIdentity, at: number, isAlive: (owner: ProcessIdentity) => boolean): void;
+  /** Give the claim up (only if it is ours). */
+  release(self: ProcessIdentity): void;
   highWaterMark(): { id: number; planHash: string | null };
   /** Record a rejected/ignored envelope (audit only; never touches the high-water mark). */
   recordSeen(e: SeenEnvelope & { reason: string }): void;
+  /** Count a rejection without a row: for unsigned garbage, which anyone with store access can send in bulk. */
+  countRejected(reason: string): void;
   /** PROTOCOL step 8, in one transaction: re-check id > hwm (else `stale`, or `duplicate` for the same id and hash), record the envelope, raise the hwm, queue a `pending` run. Returns the run id. */
   accept(e: SeenEnvelope): number;
   /** Mark the run running; every other pending run becomes `superseded` (newest wins). Returns their ids. */
@@ -205,10 +221,25 @@ export const openLedger = (path: string, options: LedgerOptions = {}): Ledger =>
     return cut.map((r) => withSteps({ ...r, state: "interrupted", finished_at: at, error: "cut short by a restart" }));
   });
   const seenTx = db.transaction((e: SeenEnvelope, reason: string) => void insertSeen(e, reason));
+  const claimTx = db.transaction((self: ProcessIdentity, at: number, isAlive: (o: ProcessIdentity) => boolean) => {
+    const r = q.owner.get() as Row | undefined;
+    const owner = r ? { pid: r.pid as number, startTime: r.start_time as string } : null;
+    if (owner && (owner.pid !== self.pid || owner.startTime !== self.startTime) && isAlive(owner)) {
+      throw new FleetplanError("conflict", `ledger ${path} is in use by another fleetplan-agent (pid ${owner.pid}); stop it first`);
+    }
+    q.setOwner.run({ ...self, at });
+  });
   const pruneTx = db.transaction((p: { cutoff: number; maxRows: number }): number =>
     q.pruneSteps.run(p).changes + q.pruneRuns.run(p).changes + q.pruneEnvelopes.run(p).changes);
 
   return guarded(path, {
+    claim: (self: ProcessIdentity, at: number, isAlive: (o: ProcessIdentity) => boolean) => claimTx.immediate(self, at, isAlive),
+    release: (self: ProcessIdentity) => {
+      q.releaseOwner.run(self);
+    },
+    countRejected: (reason: string) => {
+      q.countEnvelope.run(reason);
+    },
     highWaterMark,
     recordSeen: (e: SeenEnvelope & { reason: string }) => {
       const { reason, ...seen } = e;

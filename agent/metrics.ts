@@ -9,7 +9,7 @@ export const RUN_RESULTS = ["succeeded", "failed", "interrupted", "superseded"] 
  * The agent's metrics in a registry of its own (tests host many agents per process).
  * No default Node metrics: three of them fail `promtool check metrics`.
  */
-export const createAgentMetrics = (labels: { version: string; store: string }) => {
+export const createAgentMetrics = (labels: { version: string; store: string; host: string; node_key_id: string }) => {
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers: [registry] });
   const m = {
@@ -24,7 +24,8 @@ export const createAgentMetrics = (labels: { version: string; store: string }) =
     lastRunDuration: gauge("fleetplan_agent_last_run_duration_seconds", "Duration of the last finished run."),
     running: gauge("fleetplan_agent_running", "1 while a plan is running."),
     storeConnected: gauge("fleetplan_agent_store_connected", "1 while connected to the plan store."),
-    info: gauge("fleetplan_agent_info", "Agent version and store.", ["version", "store"]),
+    // host and node key id let the coordinator tell whose metrics a URL really serves.
+    info: gauge("fleetplan_agent_info", "Agent version, store, hostname and node key id.", ["version", "store", "host", "node_key_id"]),
     envelopes: new Counter({ name: "fleetplan_agent_envelopes_total", help: "Envelopes seen, by result (accepted or reject reason).", labelNames: ["result"], registers: [registry] }),
     runs: new Counter({ name: "fleetplan_agent_runs_total", help: "Runs finished, by result.", labelNames: ["result"], registers: [registry] }),
     stepDuration: new Histogram({

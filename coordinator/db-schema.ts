@@ -57,6 +57,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX results_host ON results (host, result_id);
       CREATE INDEX results_push ON results (push_id);
     `),
+  // The id counter and the expected state part ways: `issued` only reserves ids (a reserved id is
+  // never reused, delivered or not), `expected` moves only once an envelope was delivered, so a
+  // failed or interrupted put no longer leaves a target "pending" on a plan it never received.
+  // Upgrades keep their state: every id issued so far was recorded as expected.
+  (db) =>
+    db.exec(`
+      CREATE TABLE expected (
+        host      TEXT PRIMARY KEY,
+        id        INTEGER NOT NULL CHECK (id > 0),
+        plan_hash TEXT NOT NULL,
+        set_at    INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO expected (host, id, plan_hash, set_at) SELECT host, last_id, plan_hash, issued_at FROM issued;
+      ALTER TABLE issued DROP COLUMN plan_hash;
+    `),
 ];
 
 const schemaVersion = (db: Database.Database): number => db.pragma("user_version", { simple: true }) as number;

@@ -5,8 +5,9 @@ import { migrate, toHistory, toServer } from "./db-schema.ts";
 import type { ServerRecord } from "./db-schema.ts";
 import { nextProvisioningId } from "./ids.ts";
 
-// The coordinator's state: inventory, the expected state (last id issued per target) and an
-// append-only log of pushes and their per-target outcomes. One SQLite file, WAL, fsync'd.
+// The coordinator's state: inventory, the id counter (last id issued per target), the expected
+// state (last id delivered per target) and an append-only log of pushes and their per-target
+// outcomes. One SQLite file, WAL, fsync'd.
 
 /** One inventory entry. `nodeKey` is the normalised public key line (`fleetplan-node-x25519 <b64> <keyid>`). */
 export interface ServerRow {
@@ -23,11 +24,11 @@ export interface ServerRow {
   addedAt: number;
 }
 
-/** What this coordinator last issued for a target: the state the target should converge to. */
+/** What this coordinator last delivered to a target: the state the target should converge to. */
 export interface Expected {
   id: number;
   planHash: string;
-  /** unix ms */
+  /** unix ms, when it was delivered (setExpected's `at`) */
   issuedAt: number;
 }
 
@@ -43,14 +44,18 @@ export interface ResultInput {
   host: string;
   id: number | null;
   planHash: string | null;
-  /** e.g. pushed, skipped, put_failed, succeeded, failed, timeout, rejected, ssh_failed (free text: new ones need no migration) */
+  /** e.g. pushed, skipped, put_failed, succeeded, failed, timeout, wait_interrupted, rejected, ssh_failed (free text: new ones need no migration) */
   outcome: string;
   reason?: string | null;
   message?: string | null;
   at: number;
 }
 
-/** One recorded outcome, with the push it belongs to. */
+/**
+ * One recorded outcome, with the push it belongs to. The log is append-only: a target put into
+ * the store has a `pushed` row as soon as the put succeeds and, with --wait, a second row with
+ * its final outcome (succeeded, failed, timeout, wait_interrupted, ...).
+ */
 export interface HistoryRow {
   pushId: number;
   at: number;
@@ -72,10 +77,12 @@ export interface CoordinatorDb {
   /** Sorted by host; an unknown host in `hosts` is an error naming every unknown one. */
   servers(filter?: { hosts?: string[]; group?: string }): ServerRow[];
   setBootstrapped(host: string, value: boolean): void;
-  /** Atomically pick the next id for host and record it with its hash as expected. */
-  issueId(host: string, planHash: string, now: Date): number;
+  /** Atomically reserve the next id for host: never returned again, whether or not it is delivered. */
+  issueId(host: string, now: Date): number;
   /** The id issueId would return now, without writing (dry runs). */
   peekNextId(host: string, now: Date): number;
+  /** Record a delivered id and its hash as expected; an id not above the current one changes nothing. */
+  setExpected(host: string, id: number, planHash: string, at: number): void;
   expected(host?: string): Map<string, Expected>;
   lastIssuedId(host: string): number | null;
   startPush(p: PushStart): number;
@@ -129,10 +136,16 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     setBootstrapped: db.prepare("UPDATE servers SET bootstrapped = ? WHERE host = ?"),
     lastId: db.prepare("SELECT last_id FROM issued WHERE host = ?").pluck(),
     upsertIssued: db.prepare(
-      `INSERT INTO issued (host, last_id, plan_hash, issued_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (host) DO UPDATE SET last_id = excluded.last_id, plan_hash = excluded.plan_hash, issued_at = excluded.issued_at`,
+      `INSERT INTO issued (host, last_id, issued_at) VALUES (?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET last_id = excluded.last_id, issued_at = excluded.issued_at`,
     ),
-    expected: db.prepare("SELECT host, last_id, plan_hash, issued_at FROM issued WHERE @host IS NULL OR host = @host ORDER BY host"),
+    // Forward only: a slower concurrent push of an older id must not move the expectation back.
+    upsertExpected: db.prepare(
+      `INSERT INTO expected (host, id, plan_hash, set_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET id = excluded.id, plan_hash = excluded.plan_hash, set_at = excluded.set_at
+       WHERE excluded.id > expected.id`,
+    ),
+    expected: db.prepare("SELECT host, id, plan_hash, set_at FROM expected WHERE @host IS NULL OR host = @host ORDER BY host"),
     startPush: db.prepare(
       "INSERT INTO pushes (started_at, store, dry_run, force, operator) VALUES (?, ?, ?, ?, ?)",
     ),
@@ -167,11 +180,10 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     for (const r of rows) q.insertServer.run({ ...r, bootstrapped: r.bootstrapped ? 1 : 0 });
   });
 
-  const issueId = db.transaction((host: string, planHash: string, now: Date): number => {
-    if (!PLAN_HASH.test(planHash)) throw new FleetplanError("invalid_argument", "plan hash must be 64 lowercase hex digits");
+  const issueId = db.transaction((host: string, now: Date): number => {
     requireServer(host);
     const id = nextProvisioningId(now, lastIssuedId(host));
-    q.upsertIssued.run(host, id, planHash, now.getTime());
+    q.upsertIssued.run(host, id, now.getTime());
     return id;
   });
 
@@ -192,13 +204,17 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
       if (q.setBootstrapped.run(value ? 1 : 0, host).changes === 0) requireServer(host);
     },
     // IMMEDIATE takes the write lock before reading last_id, so two coordinators never pick the same id.
-    issueId: (host, planHash, now) => issueId.immediate(host, planHash, now),
+    issueId: (host, now) => issueId.immediate(host, now),
     peekNextId: (host, now) => nextProvisioningId(now, lastIssuedId(host)),
+    setExpected: (host, id, planHash, at) => {
+      if (!PLAN_HASH.test(planHash)) throw new FleetplanError("invalid_argument", "plan hash must be 64 lowercase hex digits");
+      q.upsertExpected.run(host, id, planHash, at);
+    },
     expected: (host) =>
       new Map(
-        (q.expected.all({ host: host ?? null }) as { host: string; last_id: number; plan_hash: string; issued_at: number }[]).map((r) => [
+        (q.expected.all({ host: host ?? null }) as { host: string; id: number; plan_hash: string; set_at: number }[]).map((r) => [
           r.host,
-          { id: r.last_id, planHash: r.plan_hash, issuedAt: r.issued_at },
+          { id: r.id, planHash: r.plan_hash, issuedAt: r.set_at },
         ]),
       ),
     lastIssuedId,

@@ -17,10 +17,22 @@ export const decideTarget = (planHash: string, expected: Expected | undefined, c
 /** Final states of a pushed target as seen in the status bucket. */
 export const FINAL_OUTCOMES = new Set(["succeeded", "failed", "interrupted", "rejected", "superseded"]);
 
-/** The outcome of a pushed id given an agent's status, or null while it is still in flight. */
-export const outcomeFromStatus = (pushedId: number, status: { state: string; id: number | null; applied_id: number | null; result: string | null }): { outcome: string; reason: string | null } | null => {
+/**
+ * The outcome of a pushed id given an agent's status, or null while it is still in flight.
+ * `putAt` (unix ms) is when the envelope was put; see the id-less rejection below.
+ */
+export const outcomeFromStatus = (
+  pushedId: number,
+  putAt: number,
+  status: { state: string; id: number | null; applied_id: number | null; result: string | null; since: number },
+): { outcome: string; reason: string | null } | null => {
   if (status.applied_id === pushedId) return { outcome: "succeeded", reason: null };
-  if (status.id === null) return null;
+  if (status.id === null) {
+    // Rejected before the signatures verified (bad_signature, malformed, ...): the agent does not
+    // repeat an unverified id, so this is only progress info, unauthenticated and throttled to one
+    // per reason a minute. One published since the put (agent clock) most likely refused ours.
+    return status.state === "rejected" && status.since >= putAt ? { outcome: "rejected", reason: status.result } : null;
+  }
   if (status.id > pushedId) return { outcome: "superseded", reason: `a newer id ${status.id} arrived` };
   if (status.id !== pushedId) return null;
   if (status.state === "rejected") return status.result === "duplicate" ? null : { outcome: "rejected", reason: status.result };

@@ -25,6 +25,8 @@ export interface InventoryOptions {
   baseDir?: string;
   /** unix ms recorded as addedAt */
   now?: number;
+  /** Hosts already in the inventory: importing one again is a problem like any other. */
+  existing?: ReadonlySet<string>;
 }
 
 const FIELDS = ["host", "node_key", "metrics", "ssh", "group", "bootstrapped"] as const;
@@ -114,6 +116,11 @@ const checkServer = (input: ServerInput, where: string, problems: string[], opts
   } catch (error) {
     problems.push(`${where}: bootstrapped: ${(error as Error).message}`);
   }
+  // Without the agent, SSH is the only way in: every push would fail (a bad ssh is reported above).
+  if (!bootstrapped && (input.ssh === undefined || input.ssh === null || input.ssh === "")) {
+    problems.push(`${where}: ssh is required when bootstrapped is false (plans go over SSH until the agent runs)`);
+  }
+  if (host !== null && opts.existing?.has(host)) problems.push(`${where}: host ${host} is already in the inventory`);
   const unknown = Object.keys(input).filter((k) => !(FIELDS as readonly string[]).includes(k));
   if (unknown.length > 0) problems.push(`${where}: unknown field(s) ${unknown.join(", ")}; expected ${FIELDS.join(", ")}`);
   if (problems.length > start || host === null || key === null) return null;

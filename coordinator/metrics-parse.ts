@@ -27,6 +27,9 @@ export interface Reported {
   /** unix seconds, the boot during which the applied plan ran */
   appliedBootTime: number | null;
   running: boolean;
+  /** The agent's own hostname and node key id (fleetplan_agent_info); null when it names none, or several. */
+  host: string | null;
+  nodeKeyId: string | null;
   /** unix ms of the data: the scrape, or Prometheus' sample timestamp */
   scrapedAt: number;
 }
@@ -110,6 +113,19 @@ const safeId = (v: number | undefined): number | null => {
   return p !== null && Number.isSafeInteger(p) ? p : null;
 };
 
+/**
+ * Whose metrics these are, from fleetplan_agent_info. An exposition has one series (value 1);
+ * from Prometheus a live series carries its sample time and lingering old ones 1, so the
+ * highest value is the current identity. A tie between different identities names none.
+ */
+const identityOf = (samples: readonly Sample[]): { host: string | null; nodeKeyId: string | null } => {
+  const infos = samples.filter((s) => s.name === `${AGENT_METRIC_PREFIX}info` && s.value >= 1);
+  const top = Math.max(...infos.map((s) => s.value));
+  const [first, ...rest] = infos.filter((s) => s.value === top).map((s) => ({ host: s.labels.host || null, nodeKeyId: s.labels.node_key_id || null }));
+  if (first === undefined || rest.some((o) => o.host !== first.host || o.nodeKeyId !== first.nodeKeyId)) return { host: null, nodeKeyId: null };
+  return first;
+};
+
 /** The agent's state from its samples (an exposition, or a Prometheus query result). */
 export const reportedFromSamples = (samples: readonly Sample[], scrapedAt: number): Reported => {
   const plain = new Map<string, number>();
@@ -133,6 +149,7 @@ export const reportedFromSamples = (samples: readonly Sample[], scrapedAt: numbe
     bootTime: positive(get("boot_time_seconds")),
     appliedBootTime: positive(get("applied_boot_time_seconds")),
     running: get("running") === 1,
+    ...identityOf(samples),
     scrapedAt,
   };
 };

@@ -48,7 +48,7 @@ export interface PrometheusOptions {
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-/** ~200 B of JSON per series, 9 series per agent: room for far more than 10,000 agents. */
+/** ~200 B of JSON per series, 10 series per agent: room for far more than 10,000 agents. */
 const MAX_PROMETHEUS_BYTES = 256 * 1024 * 1024;
 const EXPOSITION = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 
@@ -88,7 +88,9 @@ export const scrapeAgents = async (targets: readonly MetricsTarget[], opts: Scra
 // each term with a distinct `fleetplan_series` value. The data's age comes from
 // `timestamp(fleetplan_agent_running)` — the real sample time, exact while the target is
 // scraped — or, once it is not, from the max of the same over a subquery, which is the last
-// sample's time to within one subquery step.
+// sample's time to within one subquery step. fleetplan_agent_info (whose metrics these are) is
+// `timestamp(info) or last_over_time(info[lookback])`: should the agent's identity have changed
+// within the lookback, the live series reads its sample time and the lingering one 1.
 const SERIES = [
   "provisioning_id",
   "accepted_provisioning_id",
@@ -101,6 +103,7 @@ const SERIES = [
 ] as const;
 const TAG = "fleetplan_series";
 const SAMPLE_TIME = "sample_timestamp";
+const INFO = "info";
 
 const tag = (expr: string, value: string) => `label_replace(${expr}, "${TAG}", "${value}", "", "")`;
 
@@ -110,6 +113,7 @@ export const fleetQuery = (lookbackMs: number, stepMs: number): string => {
   const step = `${Math.max(1, Math.round(stepMs / 1000))}s`;
   const clock = `timestamp(${AGENT_METRIC_PREFIX}running)`;
   const terms = SERIES.map((s) => tag(`last_over_time(${AGENT_METRIC_PREFIX}${s}[${window}])`, s));
+  terms.push(tag(`timestamp(${AGENT_METRIC_PREFIX}${INFO}) or last_over_time(${AGENT_METRIC_PREFIX}${INFO}[${window}])`, INFO));
   terms.push(tag(`${clock} or max_over_time(${clock}[${window}:${step}])`, SAMPLE_TIME));
   return terms.join(" or ");
 };
@@ -139,21 +143,34 @@ const hostMatcher = (targets: readonly MetricsTarget[]) => {
   };
 };
 
-const PLAN_INFO_LABELS = new Set(["plan_hash", "provisioning_id"]);
+const OWN_LABELS: Record<string, readonly string[]> = { plan_info: ["plan_hash", "provisioning_id"], [INFO]: ["version", "store", "host", "node_key_id"] };
 
-/** Group the vector by scrape target: its labels minus the tag and plan_info's own labels. */
+/**
+ * A series' own labels, apart from its target's. Where a target label has the same name (e.g.
+ * a `host` target label), Prometheus renames the exposed one `exported_<name>`.
+ */
+const splitLabels = (series: string, metric: Record<string, string>) => {
+  const target = { ...metric };
+  const own: Record<string, string> = {};
+  for (const name of OWN_LABELS[series] ?? []) {
+    const key = `exported_${name}` in metric ? `exported_${name}` : name;
+    if (metric[key] === undefined) continue;
+    own[name] = metric[key];
+    delete target[key];
+  }
+  // Some versions keep __name__ through last_over_time, some drop it: it names no target.
+  delete target[TAG];
+  delete target.__name__;
+  return { target, own };
+};
+
+/** Group the vector by scrape target: its labels minus the tag and each series' own labels. */
 const groupByTarget = (items: readonly PromVectorItem[]) => {
   const groups = new Map<string, { labels: Record<string, string>; samples: Sample[]; at: number | null }>();
   for (const { metric, value } of items) {
     const series = metric[TAG];
     if (series === undefined) continue;
-    const target: Record<string, string> = {};
-    const own: Record<string, string> = {};
-    for (const [k, v] of Object.entries(metric)) {
-      if (series === "plan_info" && PLAN_INFO_LABELS.has(k)) own[k] = v;
-      // Some versions keep __name__ through last_over_time, some drop it: it names no target.
-      else if (k !== TAG && k !== "__name__") target[k] = v;
-    }
+    const { target, own } = splitLabels(series, metric);
     const key = JSON.stringify(Object.entries(target).sort(([a], [b]) => a.localeCompare(b)));
     const group = groups.get(key) ?? { labels: target, samples: [], at: null };
     groups.set(key, group);

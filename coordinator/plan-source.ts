@@ -13,11 +13,20 @@ export interface LoadedPlan {
   hash: string;
 }
 
+/** What a plan file is, by its extension (any case): anything else is refused, never run as a script. */
+const planKind = (path: string): "json" | "script" => {
+  const ext = extname(path).toLowerCase();
+  if (ext === ".json") return "json";
+  if (ext === ".sh") return "script";
+  throw new FleetplanError("invalid_argument", `${path}: a plan file must end in .json (a plan document) or .sh (a script)`);
+};
+
 /** Read a `.json` plan document or a `.sh` script (a one-step plan); every problem is named. */
 export const loadPlanFile = (path: string): LoadedPlan => {
+  const kind = planKind(path);
   const text = readTextFile(path, "plan");
   let plan: Plan;
-  if (extname(path) === ".json") {
+  if (kind === "json") {
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -34,16 +43,16 @@ export const loadPlanFile = (path: string): LoadedPlan => {
   return { source: path, bytes, hash: blake2bHex(bytes) };
 };
 
-/** `--plans DIR`: HOST.json or HOST.sh per server; a host with both is ambiguous. */
+/** `--plans DIR`: HOST.json or HOST.sh (extension in any case) per server; a host with more than one is ambiguous. */
 export const loadPlanDir = (dir: string, hosts: string[]): Map<string, LoadedPlan> => {
   if (!existsSync(dir)) throw new FleetplanError("not_found", `plans directory ${dir} does not exist`);
-  const files = new Set(readdirSync(dir));
+  const files = readdirSync(dir);
   const plans = new Map<string, LoadedPlan>();
   const problems: string[] = [];
   for (const host of hosts) {
-    const found = [`${host}.json`, `${host}.sh`].filter((f) => files.has(f));
+    const found = files.filter((f) => f.startsWith(host) && [".json", ".sh"].includes(f.slice(host.length).toLowerCase()));
     if (found.length === 0) problems.push(`${host}: no ${host}.json or ${host}.sh in ${dir}`);
-    else if (found.length > 1) problems.push(`${host}: both ${host}.json and ${host}.sh in ${dir}`);
+    else if (found.length > 1) problems.push(`${host}: ${found.join(" and ")} in ${dir}`);
     else plans.set(host, loadPlanFile(join(dir, found[0]!)));
   }
   if (problems.length > 0) throw new FleetplanError("invalid_argument", `plans:\n  - ${problems.join("\n  - ")}`);

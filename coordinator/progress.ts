@@ -3,6 +3,12 @@ import type { PushEvent } from "./push.ts";
 
 const BAR = 24;
 
+/** `  (reason: message)` of a target or event for text output, so a failure says why; empty when neither is set. */
+export const outcomeDetail = (t: { reason: string | null; message: string | null }): string => {
+  const text = [t.reason, t.message].filter(Boolean).join(": ");
+  return text ? `  (${text})` : "";
+};
+
 /**
  * Push progress for people: on a TTY one redrawn line with a bar and per-state counts;
  * otherwise one line per target outcome. `--json` bypasses this (one object per event).
@@ -16,7 +22,7 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
     lastDraw = Date.now();
     const counts = new Map<string, number>();
     for (const s of states.values()) counts.set(s, (counts.get(s) ?? 0) + 1);
-    const done = ["succeeded", "failed", "rejected", "interrupted", "timeout", "put_failed", "ssh_failed", "superseded", "skipped"]
+    const done = ["succeeded", "failed", "rejected", "interrupted", "timeout", "wait_interrupted", "put_failed", "ssh_failed", "superseded", "skipped"]
       .reduce((n, k) => n + (counts.get(k) ?? 0), 0);
     const filled = total === 0 ? BAR : Math.round((done / total) * BAR);
     const parts = [...counts].map(([k, v]) => `${k} ${v}`).join(" · ");
@@ -32,7 +38,7 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
         states.set(e.host, e.id === pushed.get(e.host) ? e.state : "waiting");
       } else states.set(e.host, e.outcome);
       if (!tty && (e.event === "final" || e.event === "put_failed" || e.event === "delivered")) {
-        io.stderr(`${e.host}: ${e.outcome}${e.reason ? ` (${e.reason})` : ""}${e.id ? ` id ${e.id}` : ""}\n`);
+        io.stderr(`${e.host}: ${e.outcome}${e.id ? ` id ${e.id}` : ""}${outcomeDetail(e)}\n`);
       }
       draw(e.event === "final");
     },

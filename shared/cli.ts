@@ -16,7 +16,7 @@ export const ExitCode = {
 } as const;
 
 const REJECTS = new Set<string>(Object.values(RejectReason));
-const UNAVAILABLE = new Set(["store_unavailable", "store_timeout", "store_rejected", "ssh_failed", "agent_missing"]);
+const UNAVAILABLE = new Set(["store_unavailable", "store_timeout", "store_rejected", "ssh_failed", "agent_missing", "metrics_unavailable"]);
 
 /** Exit code for a reason code. */
 export const exitCodeFor = (reason: string): number =>
@@ -31,6 +31,13 @@ export const parseFlags = <O extends Options>(args: string[], options: O, allowP
   } catch (error) {
     throw new FleetplanError("invalid_argument", (error as Error).message.replace(/\. To specify.*$/s, ""));
   }
+};
+
+/** A whole number from 1 to `max` given as flag text; the error names the flag and the text (never NaN). */
+export const parseCountFlag = (flag: string, text: string, max = Number.MAX_SAFE_INTEGER): number => {
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (Number.isSafeInteger(value) && value >= 1 && value <= max) return value;
+  throw new FleetplanError("invalid_argument", `${flag}: ${text} must be ${max === Number.MAX_SAFE_INTEGER ? "a positive integer" : `an integer from 1 to ${max}`}`);
 };
 
 export interface CliIo {

@@ -57,11 +57,14 @@ export const parseEnvelope = (bytes: Uint8Array, limits: EnvelopeLimits = DEFAUL
  */
 export const verifySignatures = (parts: EnvelopeParts, trust: TrustSet): string[] => {
   const valid = new Set<string>();
+  // Each trusted key is checked once: repeated entries for one key id cost nothing extra.
+  const tried = new Set<string>();
   let forged = false;
   let message: Uint8Array | undefined;
   for (const { keyId, sig } of parts.signatures) {
     const key = trust.keys.get(keyId);
-    if (!key || valid.has(keyId)) continue;
+    if (!key || tried.has(keyId)) continue;
+    tried.add(keyId);
     message ??= withPrefix(parts.signed);
     if (sodium.crypto_sign_verify_detached(sig, message, key)) valid.add(keyId);
     else forged = true;
@@ -84,9 +87,17 @@ const checkTime = (header: EnvelopeHeader, now: number, skewMs: number): void =>
   if (header.issued > now + skewMs) throw new EnvelopeError("from_future", `envelope issued at ${new Date(header.issued).toISOString()}, beyond the allowed clock skew`, header.id);
 };
 
-/** Step 6: strictly above the high-water mark; the very envelope already accepted is a benign duplicate. */
-const checkFreshness = (header: EnvelopeHeader, hwm: OpenOptions["highWaterMark"]): void => {
+/**
+ * Step 6, first half, checked before the validity window: the very envelope already accepted
+ * is a benign duplicate even once it has expired (an agent restarting days after a push reads
+ * it again from the store, and that must not look like a rejection).
+ */
+const checkDuplicate = (header: EnvelopeHeader, hwm: OpenOptions["highWaterMark"]): void => {
   if (header.id === hwm.id && header.plan_hash === hwm.planHash) throw new EnvelopeError("duplicate", `envelope ${header.id} was already accepted`, header.id);
+};
+
+/** Step 6: strictly above the high-water mark (replay and rollback). */
+const checkFreshness = (header: EnvelopeHeader, hwm: OpenOptions["highWaterMark"]): void => {
   if (header.id <= hwm.id) throw new EnvelopeError("stale", `id ${header.id} is not above the last accepted id ${hwm.id}`, header.id);
 };
 
@@ -132,9 +143,11 @@ export const openEnvelope = (bytes: Uint8Array, options: OpenOptions): OpenedEnv
   const signerIds = verifySignatures(parts, options.trust);
   // 4. this host, this node key
   checkTarget(parts.header, options.hostname, options.nodeKeys.keyId);
+  // 6a. the envelope already accepted: benign, expired or not
+  checkDuplicate(parts.header, options.highWaterMark);
   // 5. validity window
   checkTime(parts.header, options.now, limits.clockSkewMs);
-  // 6. replay and rollback
+  // 6b. replay and rollback
   checkFreshness(parts.header, options.highWaterMark);
   // 7. decrypt, decompress, hash, plan
   const { plan, bytes: plain } = decryptPlan(parts, options.nodeKeys, limits);

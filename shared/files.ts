@@ -37,10 +37,20 @@ const readOrExplain = (path: string, what: string): string => {
   }
 };
 
+/** Refuse a file owned by anyone but root or us: its owner could change what we trust. */
+const checkOwner = (path: string, what: string, uid: number): void => {
+  const euid = process.geteuid?.() ?? 0;
+  if (uid !== 0 && uid !== euid) {
+    throw new FleetplanError("insecure_key_file", `${what} ${path} is owned by uid ${uid}, not root or this user (${euid}); run: chown ${euid} ${path}`);
+  }
+};
+
 /** Read a private key file, refusing it (like OpenSSH) when group or others may read it. */
 export const readPrivateFile = (path: string, what: string): string => {
   const text = readOrExplain(path, what);
-  const mode = statSync(path).mode & 0o777;
+  const { mode: rawMode, uid } = statSync(path);
+  checkOwner(path, what, uid);
+  const mode = rawMode & 0o777;
   if (mode & 0o077) {
     throw new FleetplanError(
       "insecure_key_file",
@@ -53,7 +63,9 @@ export const readPrivateFile = (path: string, what: string): string => {
 /** Read a file that decides what runs as root (trust set): refuse it when others may write it. */
 export const readProtectedFile = (path: string, what: string): string => {
   const text = readOrExplain(path, what);
-  const mode = statSync(path).mode & 0o777;
+  const { mode: rawMode, uid } = statSync(path);
+  checkOwner(path, what, uid);
+  const mode = rawMode & 0o777;
   if (mode & 0o022) {
     throw new FleetplanError(
       "insecure_key_file",

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { FleetplanError } from "./errors.ts";
 import { readPrivateFile, readProtectedFile, readTextFile, writeFileAtomic } from "./files.ts";
 import {
@@ -30,11 +30,15 @@ export interface WrittenKey {
   publicText: string;
 }
 
-/** Generate a key pair into DIR/NAME.key (0600) and DIR/NAME.pub; never overwrites a key. */
-export const writeNewKey = (dir: string, kind: "admin" | "node"): WrittenKey => {
+/** The public half's path beside a private key file: a trailing `.key` becomes `.pub`, else `.pub` is appended. */
+const publicKeyPath = (privatePath: string): string => privatePath.replace(/\.key$/, "") + ".pub";
+
+/** Generate a key pair at exactly `privatePath` (0600) and publicKeyPath() beside it; never overwrites a key. */
+export const writeNewKeyAt = (privatePath: string, kind: "admin" | "node"): WrittenKey => {
+  const dir = dirname(privatePath);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new FleetplanError("conflict", `${dir} exists and is not a directory`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const privatePath = join(dir, `${kind}.key`);
-  const publicPath = join(dir, `${kind}.pub`);
+  const publicPath = publicKeyPath(privatePath);
   if (existsSync(privatePath)) throw new FleetplanError("conflict", `${privatePath} already exists; refusing to overwrite a key`);
   const pair = kind === "admin" ? generateAdminKey() : generateNodeKey();
   const [priv, pub] = kind === "admin" ? [KeyType.AdminPrivate, KeyType.AdminPublic] : [KeyType.NodePrivate, KeyType.NodePublic];
@@ -43,3 +47,6 @@ export const writeNewKey = (dir: string, kind: "admin" | "node"): WrittenKey => 
   writeFileAtomic(publicPath, `${publicText}\n`, 0o644);
   return { keyId: pair.keyId, privatePath, publicPath, publicText };
 };
+
+/** Generate a key pair into DIR/KIND.key (0600) and DIR/KIND.pub; never overwrites a key. */
+export const writeNewKey = (dir: string, kind: "admin" | "node"): WrittenKey => writeNewKeyAt(join(dir, `${kind}.key`), kind);

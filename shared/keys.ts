@@ -56,7 +56,9 @@ export const formatKey = (type: KeyType, key: Uint8Array): string => {
 export const parseKey = (text: string, expected: KeyType, source: string): Uint8Array => {
   const [type, b64, keyId, ...rest] = text.trim().split(/\s+/);
   if (type !== expected) {
-    throw new FleetplanError("bad_key", `${source}: expected a ${expected} key, found ${JSON.stringify(type?.slice(0, 40) ?? "")}`);
+    // Name what was found only when it is a key type: the first token may be a bare secret.
+    const found = type !== undefined && /^fleetplan-[a-z0-9-]{1,40}$/.test(type) ? type : "no key type";
+    throw new FleetplanError("bad_key", `${source}: expected a ${expected} key, found ${found}`);
   }
   let key: Uint8Array;
   try {

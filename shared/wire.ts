@@ -49,8 +49,9 @@ export const checkSizes = (bytes: Uint8Array, limits: EnvelopeLimits): void => {
     throw new EnvelopeError("too_large", `envelope is ${bytes.length} bytes, limit ${limits.maxEnvelopeBytes}`);
   }
   if (bytes.length < FIXED_BYTES) throw new EnvelopeError("malformed", `envelope is only ${bytes.length} bytes`);
+  // Without the magic, bytes 5-6 are no header length: such input is left to framing to call `malformed`.
   const headerLen = (bytes[5]! << 8) | bytes[6]!;
-  if (headerLen > limits.maxHeaderBytes) {
+  if (MAGIC.every((b, i) => bytes[i] === b) && headerLen > limits.maxHeaderBytes) {
     throw new EnvelopeError("too_large", `header is ${headerLen} bytes, limit ${limits.maxHeaderBytes}`);
   }
 };

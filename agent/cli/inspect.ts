@@ -1,10 +1,10 @@
-import { readFileSync } from "node:fs";
 import type { CliIo } from "../../shared/cli.ts";
 import { ExitCode, exitCodeFor } from "../../shared/cli.ts";
 import { openEnvelope, parseEnvelope, verifySignatures } from "../../shared/envelope.ts";
 import { EnvelopeError, FleetplanError } from "../../shared/errors.ts";
 import { loadNodeKey, loadTrust } from "../../shared/key-files.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
+import { readEnvelopeFile } from "./apply.ts";
 
 export interface InspectOptions {
   trust?: string;
@@ -19,7 +19,7 @@ export interface InspectOptions {
 export const inspectEnvelope = async (file: string, opts: InspectOptions, json: boolean, io: CliIo): Promise<number> => {
   if (opts.key && !opts.trust) throw new FleetplanError("invalid_argument", "--key needs --trust: nothing is decrypted before its signatures verify");
   await sodiumReady();
-  const bytes = readFileSync(file);
+  const bytes = readEnvelopeFile(file);
   const report: Record<string, unknown> = { file, bytes: bytes.length };
   let code: number = ExitCode.Ok;
   try {

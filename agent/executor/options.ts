@@ -24,6 +24,23 @@ const normalizeRoot = (root: unknown): string => {
   return path.length > 1 ? path.replace(/\/+$/, "") : path;
 };
 
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The base environment of steps when none is given: only what a shell needs, never the
+ * agent's own secrets and sockets (NATS_TOKEN, CONSUL_HTTP_TOKEN, FLEETPLAN_STORE with
+ * credentials, CREDENTIALS_DIRECTORY, NOTIFY_SOCKET, ...).
+ */
+export const minimalStepEnv = (agentEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const passed = (["LC_ALL", "TZ", "USER", "LOGNAME"] as const).filter((name) => agentEnv[name] !== undefined);
+  return {
+    PATH: agentEnv.PATH ?? DEFAULT_PATH,
+    HOME: agentEnv.HOME ?? "/root",
+    LANG: agentEnv.LANG ?? "C.UTF-8",
+    ...Object.fromEntries(passed.map((name) => [name, agentEnv[name]])),
+  };
+};
+
 /** Copy the options, fill the defaults and check each one, naming the option and bad value. */
 export const normalizeExecutorOptions = (options: ExecutorOptions): NormalizedExecutorOptions => {
   const fileRoots = options.fileRoots ?? ["/"];
@@ -37,7 +54,7 @@ export const normalizeExecutorOptions = (options: ExecutorOptions): NormalizedEx
     graceMs,
     fileRoots: fileRoots.map(normalizeRoot),
     cwd: absolute("cwd", options.cwd ?? "/"),
-    env: { ...(options.env ?? process.env) },
+    env: options.env ? { ...options.env } : minimalStepEnv(process.env),
     defaultStepTimeoutS: positive("defaultStepTimeoutS", options.defaultStepTimeoutS, 3600, false),
   };
 };

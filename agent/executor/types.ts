@@ -15,7 +15,7 @@ export interface ExecutorOptions {
   fileRoots?: string[];
   /** Steps' working directory, default "/". */
   cwd?: string;
-  /** Base environment of every step, default process.env. */
+  /** Base environment of every step, default PATH, HOME, LANG (and LC_ALL, TZ, USER, LOGNAME when set) from process.env. */
   env?: NodeJS.ProcessEnv;
   /** Timeout for a step without timeout_s, default 3600 s. */
   defaultStepTimeoutS?: number;

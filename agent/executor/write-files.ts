@@ -2,49 +2,34 @@
 // Errors name the path and the errno code, never the content.
 import { randomBytes } from "node:crypto";
 import {
-  chmodSync, closeSync, constants, existsSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, writeSync,
+  closeSync, constants, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync,
 } from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import type { PlanFile } from "../../shared/types.ts";
 import { accountIds } from "./accounts.ts";
 import { FileWriteError } from "./file-write-error.ts";
+import { createParent, resolveParent } from "./safe-path.ts";
+import type { SafeParent } from "./safe-path.ts";
 
 const inside = (path: string, root: string): boolean => root === "/" || path.startsWith(`${root}/`);
 
 const realRoot = (root: string): string => (existsSync(root) ? realpathSync(root) : root);
 
-// Walk up to the deepest directory that exists; the rest of the path still has to be created.
-const splitExisting = (dir: string): { existing: string; missing: string[] } => {
-  const missing: string[] = [];
-  let existing = dir;
-  while (!existsSync(existing)) {
-    missing.unshift(basename(existing));
-    existing = dirname(existing);
-  }
-  return { existing, missing };
-};
-
-// The path must sit under a root both as written and once symlinks in its existing ancestors
-// are resolved: a symlinked directory must not carry a write outside the roots.
-const checkPlacement = (path: string, roots: string[]): { existing: string; missing: string[] } => {
+// The path as written must sit under a root; where it really leads is checked once resolved.
+const checkPath = (path: string, roots: string[]): void => {
   if (posix.normalize(path) !== path || !path.startsWith("/") || path.endsWith("/")) throw new FileWriteError(`file ${path}: not a normalised absolute path`);
   if (!roots.some((root) => inside(path, root))) throw new FileWriteError(`file ${path} is outside the allowed roots (${roots.join(", ")})`);
-  const where = splitExisting(dirname(path));
-  const resolved = posix.join(realpathSync(where.existing), ...where.missing, basename(path));
+};
+
+// Resolved through safe directories only, the path must still sit under a root: a symlinked
+// directory must not carry a write outside the roots. Checked before anything is created.
+const placeSafely = (path: string, roots: string[], euid: number): SafeParent => {
+  const parent = resolveParent(dirname(path), path, euid);
+  const resolved = posix.join(parent.real, ...parent.missing, basename(path));
   if (!roots.map(realRoot).some((root) => inside(resolved, root))) {
     throw new FileWriteError(`file ${path} resolves to ${resolved}, outside the allowed roots (${roots.join(", ")})`);
   }
-  return where;
-};
-
-// New parent directories get 0755 whatever the umask, like `install -d`.
-const createParents = ({ existing, missing }: { existing: string; missing: string[] }): void => {
-  let dir = existing;
-  for (const name of missing) {
-    dir = join(dir, name);
-    mkdirSync(dir, { mode: 0o755 });
-    chmodSync(dir, 0o755);
-  }
+  return parent;
 };
 
 const syncDir = (dir: string): void => {
@@ -61,8 +46,10 @@ const writeAll = (fd: number, data: Buffer): void => {
 };
 
 // chown before chmod: chown clears setuid/setgid bits, so the mode must be applied after it.
-const writeOne = (file: PlanFile, ids: { uid: number; gid: number } | null): void => {
-  const tmp = join(dirname(file.path), `.${basename(file.path)}.fleetplan-${randomBytes(6).toString("hex")}.tmp`);
+// Temp file and rename go through the checked real parent, never the path as written again.
+const writeOne = (file: PlanFile, parent: string, ids: { uid: number; gid: number } | null): void => {
+  const name = basename(file.path);
+  const tmp = join(parent, `.${name}.fleetplan-${randomBytes(6).toString("hex")}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   let open = true;
   try {
@@ -72,13 +59,13 @@ const writeOne = (file: PlanFile, ids: { uid: number; gid: number } | null): voi
     fsyncSync(fd);
     open = false;
     closeSync(fd);
-    renameSync(tmp, file.path);
+    renameSync(tmp, join(parent, name));
   } catch (error) {
     if (open) closeSync(fd);
     rmSync(tmp, { force: true });
     throw error;
   }
-  syncDir(dirname(file.path));
+  syncDir(parent);
 };
 
 const describe = (path: string, error: unknown): FileWriteError => {
@@ -90,12 +77,13 @@ const describe = (path: string, error: unknown): FileWriteError => {
 /** Write every file in order, calling onWritten after each; throws FileWriteError on the first failure. */
 export const writePlanFiles = (files: PlanFile[], roots: string[], onWritten: (file: PlanFile) => void): void => {
   const ids = accountIds();
+  const euid = process.geteuid?.() ?? 0;
   for (const file of files) {
     try {
-      const where = checkPlacement(file.path, roots);
+      checkPath(file.path, roots);
+      const where = placeSafely(file.path, roots, euid);
       const owner = ids(file);
-      createParents(where);
-      writeOne(file, owner);
+      writeOne(file, createParent(where, file.path, euid), owner);
     } catch (error) {
       throw describe(file.path, error);
     }

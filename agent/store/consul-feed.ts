@@ -5,10 +5,12 @@
 import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
-import { consulTransport } from "../../shared/consul-transport.ts";
-import { type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite } from "../../shared/consul-kv.ts";
-import { FleetplanError } from "../../shared/errors.ts";
+import { consulTransport, singleKeyReplyBytes } from "../../shared/consul-transport.ts";
+import { type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite, resolveTuning } from "../../shared/consul-kv.ts";
+import { FleetplanError, reasonOf } from "../../shared/errors.ts";
+import { backoffDelay } from "../../shared/retry.ts";
 import { CONSUL_PREFIX } from "../../shared/store-config.ts";
 import { encodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
@@ -17,10 +19,13 @@ import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../share
  * A PlanFeed over Consul KV. `follow` runs until close(): it delivers the key's current value,
  * then each new one, never the same ModifyIndex twice, and never the same bytes twice in a row
  * (a snapshot restore renumbers keys without changing them; the agent would only answer
- * `duplicate`). Store errors, ACL denials included, are logged and retried with backoff.
+ * `duplicate`). Store errors, ACL denials included, are logged and retried with backoff; so
+ * is a value whose handler rejected: it counts as delivered only once onEnvelope resolves.
  */
 export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}): PlanFeed => {
-  const transport = consulTransport(config, { http, https, readFile: readFileSync });
+  // The feed only reads its own key, so a reply never needs more room than one value.
+  const maxReplyBytes = singleKeyReplyBytes(resolveTuning(opts).maxValueBytes);
+  const transport = consulTransport(config, { http, https, readFile: readFileSync }, maxReplyBytes);
   const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning, logger } = client;
   let following: Promise<void> | undefined;
@@ -29,17 +34,29 @@ export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}):
     if (following) return Promise.reject(new FleetplanError("invalid_argument", "consul feed: follow() was already called"));
     const key = CONSUL_PREFIX.plans + host;
     let last: { revision: number; bytes: Uint8Array } | undefined;
+    // Until the handler takes the value (e.g. the ledger was busy), try it again after a backoff;
+    // the watch waits meanwhile, so values stay in order. close() ends the waiting.
+    const deliver = async (entry: KvEntry): Promise<void> => {
+      for (let failures = 0; !client.signal.aborted; failures++) {
+        try {
+          await events.onEnvelope(entry.value, entry.modifyIndex);
+          last = { revision: entry.modifyIndex, bytes: entry.value };
+          return;
+        } catch (error) {
+          const delayMs = backoffDelay(failures, tuning.backoff);
+          logger.error("store_deliver_failed", { path: key, revision: entry.modifyIndex, reason: reasonOf(error), error, retry_in_ms: delayMs });
+          await sleep(delayMs, undefined, { signal: client.signal }).catch(() => undefined);
+        }
+      }
+    };
     const onRead = async (entries: KvEntry[]) => {
       const entry = entries.find((e) => e.key === key);
       if (!entry || entry.modifyIndex === last?.revision) return;
-      const same = last !== undefined && Buffer.compare(entry.value, last.bytes) === 0;
-      last = { revision: entry.modifyIndex, bytes: entry.value };
-      if (same) return logger.info("consul_same_value_skipped", { path: key, revision: entry.modifyIndex });
-      try {
-        await events.onEnvelope(entry.value, entry.modifyIndex);
-      } catch (error) {
-        logger.error("envelope_handler_failed", { path: key, revision: entry.modifyIndex, error });
+      if (last !== undefined && Buffer.compare(entry.value, last.bytes) === 0) {
+        last = { revision: entry.modifyIndex, bytes: entry.value };
+        return logger.info("consul_same_value_skipped", { path: key, revision: entry.modifyIndex });
       }
+      await deliver(entry);
     };
     following = watchKv(client, {
       request: (index) => kvGetRequest(config, key, { index, waitMs: tuning.waitMs }),

@@ -63,18 +63,24 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): P
 
   const follow = async (host: string, events: FeedEvents): Promise<void> => {
     let lastRevision = 0;
-    const deliver = async (value: Uint8Array, revision: number) => {
-      if (revision <= lastRevision) return;
-      lastRevision = revision;
-      await events.onEnvelope(value, revision);
+    // A revision counts as delivered only once the agent took it: when onEnvelope throws (the
+    // ledger could not record it), the loop below backs off and reads it again. Delete and
+    // purge markers advance the revision without delivering anything.
+    const take = async (entry: { operation: string; value: Uint8Array; revision: number }) => {
+      if (entry.revision <= lastRevision) return;
+      if (entry.operation === "PUT") await events.onEnvelope(entry.value, entry.revision);
+      lastRevision = entry.revision;
     };
     const resync = setInterval(() => {
       void (async () => {
         const latest = await plans?.get(host);
-        if (!latest || latest.revision <= lastRevision) return;
-        await sleep(RESYNC_GRACE_MS);
-        if (latest.revision <= lastRevision || closed.signal.aborted) return;
-        log.warn("store_watch_stalled", { revision: latest.revision, delivered: lastRevision });
+        if (!latest || latest.revision === lastRevision || closed.signal.aborted) return;
+        if (latest.revision > lastRevision) {
+          await sleep(RESYNC_GRACE_MS);
+          if (latest.revision <= lastRevision || closed.signal.aborted) return;
+          log.warn("store_watch_stalled", { revision: latest.revision, delivered: lastRevision });
+        }
+        // Stalled, or revisions went backwards: the loop reads the key again and starts over.
         stopWatch?.();
       })().catch(() => {}); // the store is unreachable: the watch loop reports that itself
     }, RESYNC_MS);
@@ -84,12 +90,19 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): P
       try {
         await ensureConnection(host, events);
         const latest = await plans!.get(host);
-        if (latest && latest.operation === "PUT") await deliver(latest.value, latest.revision);
+        if (latest && latest.revision < lastRevision) {
+          // The bucket was recreated or restored: its revisions started again.
+          log.warn("store_revision_reset", { revision: latest.revision, delivered: lastRevision });
+          lastRevision = 0;
+        }
+        if (latest) await take(latest);
         const watcher = await plans!.watch({ key: host, resumeFromRevision: lastRevision + 1 });
         stopWatch = () => watcher.stop();
         attempt = 0;
-        for await (const entry of watcher) {
-          if (entry.operation === "PUT") await deliver(entry.value, entry.revision);
+        try {
+          for await (const entry of watcher) await take(entry);
+        } finally {
+          watcher.stop();
         }
       } catch (error) {
         if (closed.signal.aborted) break;

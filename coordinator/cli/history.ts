@@ -1,11 +1,9 @@
 import { formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
-import { FleetplanError } from "../../shared/errors.ts";
 import type { CoordinatorDb } from "../db.ts";
 
-/** `history [HOST]`: recorded per-target outcomes, newest first. */
+/** `history [HOST]`: recorded per-target outcomes, newest first (`limit` already checked). */
 export const printHistory = (db: CoordinatorDb, host: string | undefined, limit: number, json: boolean, io: CliIo): number => {
-  if (!Number.isInteger(limit) || limit < 1) throw new FleetplanError("invalid_argument", `--limit: ${limit} must be a positive integer`);
   const rows = db.history({ ...(host && { host }), limit });
   if (json) {
     io.stdout(`${JSON.stringify(rows.map((r) => ({ push_id: r.pushId, at: new Date(r.at).toISOString(), host: r.host, id: r.id, plan_hash: r.planHash, outcome: r.outcome, reason: r.reason, message: r.message, operator: r.operator, store: r.store })))}\n`);

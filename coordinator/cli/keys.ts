@@ -1,29 +1,27 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseCountFlag } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { sealEnvelope } from "../../shared/envelope.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { writeFileAtomic } from "../../shared/files.ts";
-import { loadAdminKey, loadNodePublicKey, writeNewKey } from "../../shared/key-files.ts";
+import { loadAdminKey, loadNodePublicKey, writeNewKey, writeNewKeyAt } from "../../shared/key-files.ts";
 import { formatTrust } from "../../shared/keys.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import { isValidHostname } from "../../shared/wire.ts";
 import type { CoordinatorConfig } from "../config.ts";
-import { openCoordinatorDb } from "../db.ts";
 import { loadPlanFile } from "../plan-source.ts";
 
 const print = (io: CliIo, json: boolean, value: Record<string, unknown>, text: string) =>
   io.stdout(json ? `${JSON.stringify({ ok: true, ...value })}\n` : text);
 
-/** `init`: the database and, if missing, an admin key beside it; prints the trust file. */
+/** `init`, once the caller created the database: an admin key at the first --admin-key path if missing; prints the trust file. */
 export const init = async (config: CoordinatorConfig, io: CliIo): Promise<number> => {
   await sodiumReady();
-  mkdirSync(dirname(config.db), { recursive: true, mode: 0o700 });
-  openCoordinatorDb(config.db).close();
   const keyPath = config.adminKeys[0]!;
   const created = !existsSync(keyPath);
-  if (created) writeNewKey(dirname(keyPath), "admin");
+  if (created) writeNewKeyAt(keyPath, "admin");
   const keys = config.adminKeys.map(loadAdminKey);
   const trust = formatTrust(keys.map((k) => k.publicKey));
   print(io, config.json, { db: config.db, admin_key: keyPath, created_key: created, key_ids: keys.map((k) => k.keyId), trust },
@@ -40,10 +38,13 @@ export const adminKeygen = async (dir: string, config: CoordinatorConfig, io: Cl
   return 0;
 };
 
-/** `trust [--threshold K]`: the trust file for the configured admin keys. */
-export const printTrust = async (config: CoordinatorConfig, threshold: number, io: CliIo): Promise<number> => {
+/** `trust [--threshold K]`: the trust file for the configured admin keys; K from 1 to their number, as agents require. */
+export const printTrust = async (config: CoordinatorConfig, thresholdText: string | undefined, io: CliIo): Promise<number> => {
   await sodiumReady();
-  io.stdout(formatTrust(config.adminKeys.map(loadAdminKey).map((k) => k.publicKey), threshold));
+  const keys = config.adminKeys.map(loadAdminKey);
+  const threshold = parseCountFlag("--threshold", thresholdText ?? "1", new Set(keys.map((k) => k.keyId)).size);
+  const trust = formatTrust(keys.map((k) => k.publicKey), threshold);
+  print(io, config.json, { trust, key_ids: keys.map((k) => k.keyId), threshold }, trust);
   return 0;
 };
 
@@ -63,6 +64,8 @@ export const seal = async (flags: SealFlags, config: CoordinatorConfig, io: CliI
   const id = Number(flags.id);
   if (!Number.isSafeInteger(id) || id <= 0) throw new FleetplanError("invalid_argument", `--id: ${flags.id} must be a positive integer ≤ 2^53−1`);
   if (!isValidHostname(flags.target!)) throw new FleetplanError("invalid_argument", `--target: ${JSON.stringify(flags.target)} is not a hostname`);
+  const outDir = dirname(resolve(flags.out!));
+  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new FleetplanError("not_found", `--out: directory ${outDir} does not exist`);
   await sodiumReady();
   const plan = loadPlanFile(flags.plan!);
   const now = Date.now();

@@ -1,4 +1,6 @@
-import { ExitCode, parseFlags, processIo, reportError } from "../../shared/cli.ts";
+import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { ExitCode, parseCountFlag, parseFlags, processIo, reportError } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { FleetplanError } from "../../shared/errors.ts";
@@ -6,35 +8,39 @@ import { createLogger } from "../../shared/log.ts";
 import { VERSION } from "../../shared/version.ts";
 import { normalizeCoordinatorConfig } from "../config.ts";
 import { openCoordinatorDb } from "../db.ts";
+import type { CoordinatorDb } from "../db.ts";
 import { printHistory } from "./history.ts";
 import { adminKeygen, init, printTrust, seal } from "./keys.ts";
 import { pushCommand, selectServers } from "./push.ts";
 import { serverCommand } from "./server.ts";
-import { fleetStatus, printStatus } from "./status.ts";
+import { fleetStatus, printStatus, storeStatuses } from "./status.ts";
 
 const HELP = `fleetplan ${VERSION} — push signed, encrypted provisioning plans to a fleet and prove convergence
 
 Usage:
-  fleetplan init                                   database + admin key (if missing); prints the agents' trust file
+  fleetplan init                                   database + admin key at --admin-key (if missing); prints the agents' trust file
   fleetplan keygen admin --out DIR                 DIR/admin.key (0600) and DIR/admin.pub
   fleetplan trust [--threshold K]                  trust file for the configured admin key(s)
   fleetplan seal --plan FILE --target HOST --node-key PUB --id N [--expires 24h] --out FILE
   fleetplan server add HOST --node-key PUB [--metrics URL] [--ssh user@host:port] [--group G] [--not-bootstrapped]
   fleetplan server list [--group G] | remove HOST | import FILE (JSON array or CSV)
-  fleetplan push (--plan FILE | --plans DIR) (--servers a,b | --group G | --all)
+  fleetplan push --plan FILE (--servers a,b | --group G | --all)
+  fleetplan push --plans DIR [--servers a,b | --group G | --all]   HOST.json or HOST.sh per server; default all
                  [--dry-run] [--force] [--wait [--timeout 10m]] [--expires 24h] [--concurrency 16]
-                 [--via ssh] [--ssh-config FILE] [--remote-agent CMD] [--prometheus URL]
-  fleetplan status [--servers a,b | --group G] [--prometheus URL] [--max-age 30m]
+                 [--via store|ssh] [--ssh-config FILE] [--remote-agent CMD] [--prometheus URL] [--max-age 30m]
+                 --via store (default): the store, SSH for servers not yet bootstrapped; ssh: every target over SSH
+                 --prometheus/--max-age: where and how fresh convergence is read, to skip converged targets
+  fleetplan status [--servers a,b | --group G | --all] [--prometheus URL] [--max-age 30m]
   fleetplan history [HOST] [--limit 50]
 
 Global flags:
   --db FILE          coordinator database (default ./fleetplan.db, or $FLEETPLAN_DB)
   --store URL        nats://host:port[,nats://...] or consul://host:port ($FLEETPLAN_STORE)
-  --admin-key FILE   signing key, repeat for k-of-n (default: keys/admin.key beside the db)
-  --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1)
+  --admin-key FILE   signing key, repeat for k-of-n (default: keys/admin.key beside the db, or $FLEETPLAN_ADMIN_KEY a,b)
+  --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1, or $FLEETPLAN_REPLICAS)
   --json             machine-readable output (push: one JSON object per line, the last a summary)
 Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input error,
-            3 envelope rejected, 4 store or host unreachable.
+            3 envelope rejected, 4 store, host or Prometheus unreachable.
 `;
 
 const FLAGS = {
@@ -49,7 +55,77 @@ const FLAGS = {
   prometheus: { type: "string" }, "max-age": { type: "string" }, limit: { type: "string" },
 } as const;
 
-const DB_COMMANDS = new Set(["push", "status", "history"]);
+const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "json", "help", "version"]);
+const TARGET_FLAGS = ["servers", "group", "all"];
+
+/** What each command takes beside the global flags: anything else is refused, never ignored. */
+const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
+  init: { flags: [], args: 0 },
+  keygen: { flags: ["out"], args: 1 },
+  trust: { flags: ["threshold"], args: 0 },
+  seal: { flags: ["plan", "target", "node-key", "id", "expires", "out"], args: 0 },
+  "server add": { flags: ["node-key", "metrics", "ssh", "group", "not-bootstrapped"], args: 1 },
+  "server list": { flags: ["group"], args: 0 },
+  "server remove": { flags: [], args: 1 },
+  "server import": { flags: [], args: 1 },
+  // push checks its own positionals.
+  push: {
+    flags: ["plan", "plans", ...TARGET_FLAGS, "dry-run", "force", "wait", "timeout", "expires", "concurrency", "via", "ssh-config", "remote-agent", "prometheus", "max-age"],
+    args: Infinity,
+  },
+  status: { flags: [...TARGET_FLAGS, "prometheus", "max-age"], args: 0 },
+  history: { flags: ["limit"], args: 1 },
+};
+
+/** Refuse a flag or argument the command does not take (`status web-1` would otherwise show every server). */
+const checkUsage = (command: string, args: string[], values: Record<string, unknown>): void => {
+  const name = command === "server" && args[0] !== undefined && `server ${args[0]}` in COMMANDS ? `server ${args[0]}` : command;
+  const spec = COMMANDS[name];
+  if (spec === undefined) {
+    // `server` alone or with an unknown subcommand: serverCommand names the choices.
+    if (command === "server") return;
+    throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan --help`);
+  }
+  const extraFlags = Object.keys(values).filter((f) => !GLOBAL_FLAGS.has(f) && !spec.flags.includes(f));
+  if (extraFlags.length > 0) throw new FleetplanError("invalid_argument", `${name} does not take ${extraFlags.map((f) => `--${f}`).join(", ")}`);
+  const extraArgs = args.slice(name === command ? 0 : 1).slice(spec.args);
+  if (extraArgs.length > 0) throw new FleetplanError("invalid_argument", `${name}: unexpected argument(s) ${extraArgs.map((a) => JSON.stringify(a)).join(" ")}`);
+};
+
+const isHttpUrl = (text: string): boolean => {
+  try {
+    return ["http:", "https:"].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
+};
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+/**
+ * The coordinator database. Only `init` creates it: elsewhere a missing file is a mistake (a
+ * wrong directory or --db), not a new empty inventory. A directory or a file that is not SQLite
+ * is named as such instead of failing inside SQLite.
+ */
+const openDatabase = (path: string, create: boolean): CoordinatorDb => {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat === undefined) {
+    if (!create) throw new FleetplanError("not_found", `no database at ${path}; run \`fleetplan init\` (or pass --db)`);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  } else if (stat.isDirectory()) {
+    throw new FleetplanError("invalid_argument", `--db: ${path} is a directory, not a database file`);
+  } else if (stat.size > 0) {
+    const head = Buffer.alloc(SQLITE_MAGIC.length);
+    const fd = openSync(path, "r");
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    if (head.toString("latin1") !== SQLITE_MAGIC) throw new FleetplanError("invalid_argument", `--db: ${path} is not a fleetplan database (not an SQLite file)`);
+  }
+  return openCoordinatorDb(path);
+};
 
 /** Dispatch a subcommand; returns the exit code. */
 export const main = async (argv: string[], io: CliIo = processIo): Promise<number> => {
@@ -65,37 +141,41 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
       io.stdout(HELP);
       return command === undefined && !values.help ? ExitCode.Usage : ExitCode.Ok;
     }
+    // Checked before the database is opened: a typo must not fail on opening one.
+    checkUsage(command, args, values);
+    if (values.prometheus !== undefined && !isHttpUrl(values.prometheus)) {
+      throw new FleetplanError("invalid_argument", `--prometheus: ${JSON.stringify(values.prometheus)} is not an http(s) URL`);
+    }
     const config = normalizeCoordinatorConfig(values);
     const logger = createLogger({ level: "warn" });
     switch (command) {
-      case "init":
-        return await init(config, io);
       case "keygen":
         if (args[0] !== "admin" || !values.out) throw new FleetplanError("invalid_argument", "usage: fleetplan keygen admin --out DIR");
         return await adminKeygen(values.out, config, io);
       case "trust":
-        return await printTrust(config, Number(values.threshold ?? 1), io);
+        return await printTrust(config, values.threshold, io);
       case "seal":
         return await seal(values, config, io);
-      case "server":
-        return await serverCommand(args, values, config, io);
     }
-    // Checked before the database is opened: a typo must not create one (or fail on opening it).
-    if (!DB_COMMANDS.has(command)) throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan --help`);
-    const db = openCoordinatorDb(config.db);
+    const db = openDatabase(config.db, command === "init");
     try {
       switch (command) {
+        case "init":
+          return await init(config, io);
+        case "server":
+          return await serverCommand(args, values, db, config, io);
         case "push":
-          return await pushCommand(values, config, db, logger, io);
+          return await pushCommand(values, config, db, logger, io, args);
         case "status": {
           const rows = await fleetStatus(db, selectServers(db, values, false), {
             maxAgeMs: parseDuration(values["max-age"] ?? "30m", "--max-age"), ...(values.prometheus && { prometheus: values.prometheus }),
+            statuses: storeStatuses(config.store, logger),
           });
           printStatus(rows, config.json, io);
           return rows.every((r) => r.verdict === "converged") ? ExitCode.Ok : ExitCode.Failed;
         }
-        default: // "history", the last of DB_COMMANDS
-          return printHistory(db, args[0], Number(values.limit ?? 50), config.json, io);
+        default: // "history", the last command in COMMANDS
+          return printHistory(db, args[0], parseCountFlag("--limit", values.limit ?? "50"), config.json, io);
       }
     } finally {
       db.close();

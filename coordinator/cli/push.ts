@@ -12,9 +12,9 @@ import type { PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { loadPlanDir, loadPlanFile } from "../plan-source.ts";
-import { createProgress } from "../progress.ts";
+import { createProgress, outcomeDetail } from "../progress.ts";
 import { push } from "../push.ts";
-import type { PushEvent } from "../push.ts";
+import type { PushEvent, PushSummary } from "../push.ts";
 import { createSshDelivery } from "../store/ssh.ts";
 import { openStore } from "../store/select.ts";
 import { fleetStatus } from "./status.ts";
@@ -38,46 +38,71 @@ export interface PushFlags {
   "remote-agent"?: string;
 }
 
-const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed"]);
+const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed", "agent_missing"]);
+/** 128 + SIGINT, as a shell reports a command stopped with Ctrl-C. */
+const INTERRUPTED = 130;
+/** Shorter than this and every envelope is expired before an agent can verify it. */
+const MIN_EXPIRES_MS = 60_000;
 
 /** The servers a command applies to: --servers a,b | --group G | --all (exactly one). */
 export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers" | "group" | "all">, required: boolean): ServerRow[] => {
   const given = [flags.servers, flags.group, flags.all].filter((v) => v !== undefined && v !== false).length;
   if (given > 1) throw new FleetplanError("invalid_argument", "use only one of --servers, --group, --all");
   if (given === 0 && required) throw new FleetplanError("invalid_argument", "choose targets with --servers a,b, --group NAME or --all");
-  const servers = db.servers(flags.servers ? { hosts: flags.servers.split(",").map((s) => s.trim()).filter(Boolean) } : flags.group ? { group: flags.group } : {});
+  // Given but empty (e.g. an unset shell variable) must select nothing, never the whole fleet.
+  const hosts = flags.servers?.split(",").map((s) => s.trim()).filter(Boolean);
+  if (hosts?.length === 0) throw new FleetplanError("invalid_argument", "--servers: no host names given");
+  if (flags.group !== undefined && flags.group.trim() === "") throw new FleetplanError("invalid_argument", "--group: no group name given");
+  const servers = db.servers(hosts !== undefined ? { hosts } : flags.group !== undefined ? { group: flags.group } : {});
   if (servers.length === 0) throw new FleetplanError("not_found", "no servers selected (is the inventory empty? see `fleetplan server add`)");
   return servers;
 };
 
 /**
  * A day-0 server whose agent now reports through the store is bootstrapped: from here on
- * it gets its plans from the store, not over SSH. Store trouble leaves the flags alone.
+ * it gets its plans from the store, not over SSH. Store trouble leaves the flags alone. A dry
+ * run only reads: the targets show the route a push would take, the database is not written.
  */
-const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: () => Promise<PlanStore>, logger: Logger): Promise<void> => {
+const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: () => Promise<PlanStore>, logger: Logger, dryRun: boolean): Promise<void> => {
   const pending = targets.filter((t) => !t.bootstrapped);
   if (pending.length === 0) return;
   try {
     // Bounded: an unreachable store must not hold up an SSH push for long.
     const statuses = await withTimeout((async () => (await store()).statuses())(), 5_000, () => new Error("store did not answer within 5 s"));
     for (const t of pending.filter((p) => statuses.has(p.host))) {
-      db.setBootstrapped(t.host, true);
+      if (!dryRun) db.setBootstrapped(t.host, true);
       t.bootstrapped = true;
-      logger.info("server_bootstrapped", { host: t.host });
+      logger.info(dryRun ? "server_would_bootstrap" : "server_bootstrapped", { host: t.host });
     }
   } catch (error) {
     logger.warn("bootstrap_check_failed", { error: (error as Error).message });
   }
 };
 
-/** `push`: seal and deliver plans, print events or progress, exit 0 only if all went well. */
-export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo): Promise<number> => {
+/**
+ * Exit code of a finished push: 0 all good; 3 every target rejected by its agent; 4 no target
+ * reachable (store, host or agent); else 1.
+ */
+const exitCodeOf = (summary: PushSummary): number => {
+  if (summary.ok) return ExitCode.Ok;
+  if (summary.targets.every((t) => t.outcome === "rejected")) return ExitCode.Rejected;
+  return summary.targets.every((t) => UNREACHABLE.has(t.reason ?? "")) ? ExitCode.Unavailable : ExitCode.Failed;
+};
+
+/**
+ * `push`: seal and deliver plans, print events or progress, exit 0 only if all went well.
+ * `args` are the positionals after `push`; it takes none. Ctrl-C during --wait stops waiting,
+ * records what is known and exits 130.
+ */
+export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo, args: string[] = []): Promise<number> => {
+  if (args.length > 0) throw new FleetplanError("invalid_argument", `push takes no positional arguments, got ${args.map((a) => JSON.stringify(a)).join(" ")}`);
   if (!flags.plan === !flags.plans) throw new FleetplanError("invalid_argument", "give exactly one of --plan FILE or --plans DIR");
   if (flags.via !== undefined && flags.via !== "ssh" && flags.via !== "store") throw new FleetplanError("invalid_argument", `--via: ${flags.via} must be ssh or store`);
   const concurrency = Number(flags.concurrency ?? 16);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
   const waitTimeoutMs = parseDuration(flags.timeout ?? "10m", "--timeout");
   const expiresInMs = parseDuration(flags.expires ?? "24h", "--expires");
+  if (expiresInMs < MIN_EXPIRES_MS) throw new FleetplanError("invalid_argument", `--expires: ${flags.expires} is below the minimum of 1m`);
   const maxAgeMs = parseDuration(flags["max-age"] ?? "30m", "--max-age");
   await sodiumReady();
   const signers = config.adminKeys.map(loadAdminKey);
@@ -88,14 +113,25 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
 
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
-  if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger);
+  const dryRun = !!flags["dry-run"];
+  if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger, dryRun);
   const progress = config.json ? null : createProgress(io, targets.length, process.stderr.isTTY === true);
   const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
+  // Only while waiting, and once: before the wait and on a second Ctrl-C, Node's default ends the process.
+  const interrupt = new AbortController();
+  const onSigint = () => interrupt.abort();
+  const waitInterrupt = () => {
+    process.once("SIGINT", onSigint);
+    return interrupt.signal;
+  };
   try {
     const summary = await push(
-      { targets, plans, dryRun: !!flags["dry-run"], force: !!flags.force, wait: !!flags.wait, waitTimeoutMs, expiresInMs, concurrency, viaSsh: flags.via === "ssh" },
       {
-        db, signers, emit, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username,
+        targets, plans, dryRun, force: !!flags.force, wait: !!flags.wait, waitTimeoutMs, expiresInMs, concurrency, viaSsh: flags.via === "ssh",
+        waitInterrupt,
+      },
+      {
+        db, signers, emit, logger, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username,
         store: openOnce,
         converged: async (servers) => {
           const rows = await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) });
@@ -110,14 +146,13 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
     if (config.json) io.stdout(`${JSON.stringify({ event: "summary", ...summary })}\n`);
     else {
       for (const t of summary.targets) {
-        io.stdout(`${t.host.padEnd(24)} ${t.outcome.padEnd(12)} id ${t.id ?? "-"}  ${t.plan_hash.slice(0, 12)}  ${t.decision}${t.reason ? `  (${t.reason})` : ""}\n`);
+        io.stdout(`${t.host.padEnd(24)} ${t.outcome.padEnd(12)} id ${t.id ?? "-"}  ${t.plan_hash.slice(0, 12)}  ${t.decision}${outcomeDetail(t)}\n`);
       }
       io.stdout(`${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts).map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
     }
-    if (summary.ok) return ExitCode.Ok;
-    // Nothing got through because the store or the hosts could not be reached: say so (exit 4).
-    return summary.targets.every((t) => UNREACHABLE.has(t.reason ?? "")) ? ExitCode.Unavailable : ExitCode.Failed;
+    return interrupt.signal.aborted ? INTERRUPTED : exitCodeOf(summary);
   } finally {
+    process.removeListener("SIGINT", onSigint);
     if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
   }
 };

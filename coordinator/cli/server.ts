@@ -5,8 +5,7 @@ import { FleetplanError } from "../../shared/errors.ts";
 import { readTextFile } from "../../shared/files.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import type { CoordinatorConfig } from "../config.ts";
-import { openCoordinatorDb } from "../db.ts";
-import type { ServerRow } from "../db.ts";
+import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { parseServerImport, validateServerInput } from "../inventory.ts";
 
 export interface ServerFlags {
@@ -19,47 +18,43 @@ export interface ServerFlags {
 
 const view = (s: ServerRow) => ({ host: s.host, node_key_id: s.nodeKeyId, metrics: s.metricsUrl, ssh: s.ssh, group: s.group, bootstrapped: s.bootstrapped });
 
-/** `server add|list|remove|import`: the inventory; bad input writes nothing. */
-export const serverCommand = async (args: string[], flags: ServerFlags, config: CoordinatorConfig, io: CliIo): Promise<number> => {
-  const [sub, arg, ...extra] = args;
-  if (extra.length > 0) throw new FleetplanError("invalid_argument", `unexpected arguments: ${extra.join(" ")}`);
+/** `server add|list|remove|import` on the inventory (the caller checked the arguments); bad input writes nothing. */
+export const serverCommand = async (args: string[], flags: ServerFlags, db: CoordinatorDb, config: CoordinatorConfig, io: CliIo): Promise<number> => {
+  const [sub, arg] = args;
   await sodiumReady();
-  const db = openCoordinatorDb(config.db);
-  try {
-    switch (sub) {
-      case "add": {
-        if (!arg) throw new FleetplanError("invalid_argument", "server add needs HOST");
-        const row = validateServerInput({
-          host: arg, node_key: flags["node-key"], metrics: flags.metrics, ssh: flags.ssh, group: flags.group,
-          bootstrapped: flags["not-bootstrapped"] ? false : undefined,
-        }, { now: Date.now() });
-        db.addServers([row]);
-        io.stdout(config.json ? `${JSON.stringify({ ok: true, server: view(row) })}\n` : `added ${row.host} (node key ${row.nodeKeyId})\n`);
-        return 0;
-      }
-      case "import": {
-        if (!arg) throw new FleetplanError("invalid_argument", "server import needs FILE (JSON array or CSV)");
-        const rows = parseServerImport(readTextFile(arg, "inventory"), arg, { baseDir: dirname(arg), now: Date.now() });
-        db.addServers(rows);
-        io.stdout(config.json ? `${JSON.stringify({ ok: true, added: rows.length })}\n` : `imported ${rows.length} servers\n`);
-        return 0;
-      }
-      case "remove": {
-        if (!arg) throw new FleetplanError("invalid_argument", "server remove needs HOST");
-        if (!db.removeServer(arg)) throw new FleetplanError("not_found", `no server ${JSON.stringify(arg)} in the inventory`);
-        io.stdout(config.json ? `${JSON.stringify({ ok: true, removed: arg })}\n` : `removed ${arg}\n`);
-        return 0;
-      }
-      case "list": {
-        const rows = db.servers(flags.group ? { group: flags.group } : {}).map(view);
-        io.stdout(config.json ? `${JSON.stringify(rows)}\n`
-          : formatTable(["host", "node key", "metrics", "ssh", "group", "bootstrapped"], rows.map((r) => [r.host, r.node_key_id, r.metrics, r.ssh, r.group, r.bootstrapped ? "yes" : "no"])));
-        return 0;
-      }
-      default:
-        throw new FleetplanError("invalid_argument", `unknown server command ${JSON.stringify(sub ?? "")}: use add, list, remove or import`);
+  switch (sub) {
+    case "add": {
+      if (!arg) throw new FleetplanError("invalid_argument", "server add needs HOST");
+      const row = validateServerInput({
+        host: arg, node_key: flags["node-key"], metrics: flags.metrics, ssh: flags.ssh, group: flags.group,
+        bootstrapped: flags["not-bootstrapped"] ? false : undefined,
+      }, { now: Date.now() });
+      db.addServers([row]);
+      io.stdout(config.json ? `${JSON.stringify({ ok: true, server: view(row) })}\n` : `added ${row.host} (node key ${row.nodeKeyId})\n`);
+      return 0;
     }
-  } finally {
-    db.close();
+    case "import": {
+      if (!arg) throw new FleetplanError("invalid_argument", "server import needs FILE (JSON array or CSV)");
+      // Hosts already in the inventory are listed with the file's other problems.
+      const existing = new Set(db.servers().map((s) => s.host));
+      const rows = parseServerImport(readTextFile(arg, "inventory"), arg, { baseDir: dirname(arg), now: Date.now(), existing });
+      db.addServers(rows);
+      io.stdout(config.json ? `${JSON.stringify({ ok: true, added: rows.length })}\n` : `imported ${rows.length} servers\n`);
+      return 0;
+    }
+    case "remove": {
+      if (!arg) throw new FleetplanError("invalid_argument", "server remove needs HOST");
+      if (!db.removeServer(arg)) throw new FleetplanError("not_found", `no server ${JSON.stringify(arg)} in the inventory`);
+      io.stdout(config.json ? `${JSON.stringify({ ok: true, removed: arg })}\n` : `removed ${arg}\n`);
+      return 0;
+    }
+    case "list": {
+      const rows = db.servers(flags.group ? { group: flags.group } : {}).map(view);
+      io.stdout(config.json ? `${JSON.stringify(rows)}\n`
+        : formatTable(["host", "node key", "metrics", "ssh", "group", "bootstrapped"], rows.map((r) => [r.host, r.node_key_id, r.metrics, r.ssh, r.group, r.bootstrapped ? "yes" : "no"])));
+      return 0;
+    }
+    default:
+      throw new FleetplanError("invalid_argument", `unknown server command ${JSON.stringify(sub ?? "")}: use add, list, remove or import`);
   }
 };

@@ -1,8 +1,14 @@
 import { formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
+import { withTimeout } from "../../shared/retry.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { AgentStatus, StoreConfig } from "../../shared/types.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
+import type { Reported } from "../metrics-parse.ts";
 import { observe } from "../observe.ts";
 import type { ObserveOptions } from "../observe.ts";
+import { createConsulStore } from "../store/consul-store.ts";
+import { createNatsStore } from "../store/nats-store.ts";
 import { verdict } from "../verdict.ts";
 
 export interface StatusRow {
@@ -20,15 +26,56 @@ export interface StatusRow {
   error: string | null;
 }
 
-/** One row per server: expected (our database) against reported (metrics), and a verdict. */
-export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts: ObserveOptions & { maxAgeMs: number }): Promise<StatusRow[]> => {
+export interface StatusOptions extends ObserveOptions {
+  maxAgeMs: number;
+  /** Every agent's status record from the store: read best-effort, within STORE_READ_MS. */
+  statuses?: () => Promise<Map<string, AgentStatus>>;
+}
+
+/** The store only adds proof of failures to status: it gets this long, then status goes on without it. */
+export const STORE_READ_MS = 2000;
+
+/**
+ * One read of every agent's status from the configured store, for status: one connection
+ * attempt, timeouts no longer than status waits; the store is closed even when status has
+ * stopped waiting for the read.
+ */
+export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): Promise<Map<string, AgentStatus>> => {
+  const bounded = { ...config, timeoutMs: Math.min(config.timeoutMs, STORE_READ_MS) };
+  const store = bounded.kind === "consul" ? createConsulStore(bounded, { logger, attempts: 1 }) : await createNatsStore(bounded, { logger, attempts: 1 });
+  try {
+    return await store.statuses();
+  } finally {
+    await store.close();
+  }
+};
+
+const readStatuses = async (read: StatusOptions["statuses"]): Promise<{ statuses: Map<string, AgentStatus>; error: string | null }> => {
+  if (read === undefined) return { statuses: new Map(), error: null };
+  try {
+    return { statuses: await withTimeout(read(), STORE_READ_MS, () => new Error(`no answer within ${STORE_READ_MS / 1000} s`)), error: null };
+  } catch (error) {
+    return { statuses: new Map(), error: `store status not read: ${(error as Error).message}` };
+  }
+};
+
+/** Metrics served for another agent (a metrics URL copied from another server) are no data for this one. */
+const foreignMetrics = (s: ServerRow, r: Reported, where: string): string | null =>
+  r.host === s.host && r.nodeKeyId === s.nodeKeyId ? null
+    : `metrics at ${where} belong to ${r.host ?? "?"}/${r.nodeKeyId ?? "?"}, not ${s.host}/${s.nodeKeyId}`;
+
+/** One row per server: expected (our database) against reported (metrics, store status), and a verdict. */
+export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts: StatusOptions): Promise<StatusRow[]> => {
   const now = (opts.now ?? Date.now)();
   const expected = db.expected();
-  const { reported, errors } = await observe(servers, opts);
+  const [{ reported, errors }, store] = await Promise.all([observe(servers, opts), readStatuses(opts.statuses)]);
   return servers.map((s) => {
     const exp = expected.get(s.host) ?? null;
-    const rep = reported.get(s.host) ?? null;
-    const v = verdict(exp, rep, null, now, opts.maxAgeMs);
+    const seen = reported.get(s.host) ?? null;
+    const where = opts.prometheus ? `Prometheus ${opts.prometheus}` : s.metricsUrl ?? "?";
+    const foreign = seen === null ? null : foreignMetrics(s, seen, where);
+    const rep = foreign === null ? seen : null;
+    const v = verdict(exp, rep, store.statuses.get(s.host) ?? null, now, opts.maxAgeMs);
     return {
       host: s.host,
       verdict: v.verdict,
@@ -41,7 +88,8 @@ export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts:
       boot_time: rep?.bootTime ?? null,
       applied_boot_time: rep?.appliedBootTime ?? null,
       scrape_age_s: rep ? Math.max(0, Math.round((now - rep.scrapedAt) / 1000)) : null,
-      error: errors.get(s.host) ?? null,
+      // An unread store matters only where it might have proven a failure.
+      error: foreign ?? errors.get(s.host) ?? (v.verdict === "converged" ? null : store.error),
     };
   });
 };

@@ -64,17 +64,27 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
     return result;
   };
 
+  // On a connection of its own, closed with the watch: this CLI's connection gives up after a few
+  // reconnects, and a caller that starts the watch again after a longer store outage needs a live one.
+  // Ends (returns) when that connection closes; throws store_unavailable when it cannot be opened.
   const watchStatuses: PlanStore["watchStatuses"] = async (onStatus, signal) => {
-    const watcher = await statuses.watch({ include: KvWatchInclude.LastValue });
-    const stop = () => watcher.stop();
-    signal.addEventListener("abort", stop, { once: true });
+    const conn = await connect(natsConnectOptions(config, { name: "fleetplan-watch", forever: false })).catch((e) => { throw unavailable(config, e); });
     try {
-      for await (const e of watcher) {
-        const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
-        if (s) onStatus(s);
+      const bucket = await new Kvm(conn).open(config.statusBucket, { timeout: config.timeoutMs });
+      const watcher = await bucket.watch({ include: KvWatchInclude.LastValue }).catch((e) => { throw unavailable(config, e); });
+      const stop = () => watcher.stop();
+      signal.addEventListener("abort", stop, { once: true });
+      if (signal.aborted) stop();
+      try {
+        for await (const e of watcher) {
+          const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
+          if (s) onStatus(s);
+        }
+      } finally {
+        signal.removeEventListener("abort", stop);
       }
     } finally {
-      signal.removeEventListener("abort", stop);
+      await conn.close();
     }
   };
 

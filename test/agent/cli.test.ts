@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { execa } from "execa";
 import { openLedger } from "../../agent/ledger.ts";
+import { interpretApply } from "../../coordinator/store/ssh.ts";
 import type { Plan } from "../../shared/types.ts";
 import { AGENT_BIN, createNode, createWorld, sealFor } from "../helpers/fleet.ts";
 import type { Node, World } from "../helpers/fleet.ts";
@@ -91,6 +92,36 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
     assert.deepEqual({ ok: json(r.stdout).ok, reason: json(r.stdout).reason }, { ok: false, reason: "bad_signature" });
     assert.deepEqual(ledgerState(), before);
     assert.deepEqual(markerLines(node), ["10", "11"]);
+  });
+
+  test("a duplicate of a failed run is reported as that run (exit 1, result failed), and a failed apply says why", async () => {
+    const dup = await createNode(world, "cli-dup", NO_STORE);
+    const dupConfig = ["--config", dup.configPath];
+    const env = file("dup-20.fpe", sealFor(world, dup, 20, "exit 3"));
+    const first = await agentCli(["apply", env, ...dupConfig]);
+    assert.equal(first.code, 1, first.stderr);
+    assert.equal(first.stdout, 'cli-dup: provisioning id 20 failed: step "script" failed: exit code 3');
+    const again = await agentCli(["apply", env, ...dupConfig, "--json"]);
+    assert.equal(again.code, 1, again.stderr);
+    const reply = json(again.stdout);
+    assert.deepEqual({ ...reply, message: "" }, {
+      ok: false, host: "cli-dup", id: 20, reason: "duplicate", result: "failed", message: "", failed_step: "script", error: 'step "script" failed: exit code 3',
+    });
+    const text = await agentCli(["apply", env, ...dupConfig]);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^cli-dup: provisioning id 20 was already accepted and its run failed: step "script" failed: exit code 3 \(duplicate\)$/m);
+    // The coordinator's SSH delivery reads that reply as a failure, not a success.
+    assert.equal(interpretApply("cli-dup", again.code, again.stdout, again.stderr).outcome, "failed");
+  });
+
+  test("apply and inspect of a missing file: not_found naming the path (exit 2)", async () => {
+    const missing = join(world.dir, "no-such.fpe");
+    for (const args of [["apply", missing, ...config], ["inspect", missing, "--json"]]) {
+      const r = await agentCli(args);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.deepEqual({ ...json(r.stdout), message: "" }, { ok: false, reason: "not_found", message: "" });
+      assert.equal(json(r.stdout).message, `cannot read envelope ${missing}: ENOENT`);
+    }
   });
 
   test("status --json and history --json show what was applied", async () => {

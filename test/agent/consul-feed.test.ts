@@ -90,6 +90,61 @@ describe("consul feed", () => {
     assert.deepEqual(got, [{ value: "same", revision: 101 }]);
   });
 
+  it("retries a value whose handler failed (busy ledger) until it is taken, then never again", async () => {
+    const fake = await start();
+    await putRaw(fake, KEY, "envelope-1");
+    const lines: string[] = [];
+    const logger = createLogger({ write: (line) => void lines.push(line) });
+    const calls: { value: string; revision: number; ok: boolean }[] = [];
+    const feed = feedFor(fake, { logger });
+    void feed.follow(HOST, {
+      onEnvelope: async (bytes, revision) => {
+        const ok = calls.length > 0;
+        calls.push({ value: Buffer.from(bytes).toString(), revision, ok });
+        if (!ok) throw new Error("SQLITE_BUSY: database is locked");
+      },
+    });
+    await waitFor(() => calls.length === 2, 5_000, "the retried delivery");
+    await sleep(2_300); // two 1 s blocking waits run out: neither may bring the value back
+    assert.deepEqual(calls, [{ value: "envelope-1", revision: 11, ok: false }, { value: "envelope-1", revision: 11, ok: true }]);
+    const failed = lines.map((l) => JSON.parse(l)).filter((l) => l.event === "store_deliver_failed");
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0].revision, 11);
+    assert.ok(fake.requests.filter((r) => r.index === 11).length >= 2, "the watch went on after the retry");
+  });
+
+  it("close() ends the retries of a handler that keeps failing, promptly", async () => {
+    const fake = await start();
+    await putRaw(fake, KEY, "envelope-1");
+    let calls = 0;
+    const feed = feedFor(fake, { backoff: { initialMs: 5_000, maxMs: 5_000, random: () => 1 } });
+    const done = feed.follow(HOST, {
+      onEnvelope: async () => {
+        calls += 1;
+        throw new Error("ledger unavailable");
+      },
+    });
+    await waitFor(() => calls === 1, 5_000, "the first delivery");
+    const t0 = Date.now();
+    await feed.close();
+    await done;
+    assert.ok(Date.now() - t0 < 500, `closed in ${Date.now() - t0} ms`);
+    assert.equal(calls, 1);
+  });
+
+  it("cuts off a reply too large for one value and still takes the next value of the maximum size", async () => {
+    const fake = await start({ maxValueBytes: 2 * 1024 * 1024 });
+    const lines: string[] = [];
+    const logger = createLogger({ write: (line) => void lines.push(line) });
+    const { got } = follow(feedFor(fake, { logger, maxValueBytes: 64 * 1024 }));
+    await putRaw(fake, KEY, "x".repeat(200 * 1024));
+    await waitFor(() => lines.some((l) => JSON.parse(l).reason === "value_too_large"), 5_000, "the oversized reply refused");
+    assert.equal(got.length, 0);
+    await putRaw(fake, KEY, "y".repeat(64 * 1024));
+    await waitFor(() => got.length === 1, 5_000, "the value of maxValueBytes");
+    assert.equal(got[0]!.value, "y".repeat(64 * 1024));
+  });
+
   it("names an ACL denial and retries it with growing, bounded backoff", async () => {
     const fake = await start({ token: "right-token" });
     const lines: string[] = [];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
@@ -11,8 +11,10 @@ import type { Plan, PlanFile, PlanStep } from "../../shared/types.ts";
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+// Plan files are refused under directories others may write, /tmp (1777) included: tests work
+// under the home directory, a tree owned by root or by the user running them.
 const tempDir = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), "fleetplan-exec-"));
+  const dir = mkdtempSync(join(homedir(), ".fleetplan-exec-"));
   dirs.push(dir);
   return dir;
 };
@@ -52,6 +54,7 @@ const waitFor = async (check: () => boolean, ms: number): Promise<void> => {
 };
 
 const readPid = (path: string): number => Number(readFileSync(path, "utf8").trim());
+const asRoot = process.getuid?.() === 0;
 
 describe("executor", () => {
   test("a 2-step plan writes files atomically with their modes, then runs the steps in order with FLEETPLAN_* env", async () => {
@@ -62,7 +65,6 @@ describe("executor", () => {
     const existing = join(dir, "etc", "existing");
     writeFileSync(existing, "old");
     const oldInode = statSync(existing).ino;
-    const asRoot = process.getuid?.() === 0;
     const files: PlanFile[] = [
       { path: target, mode: 0o640, content: b64("[app]\nkey = 1\n"), ...(asRoot && { owner: "nobody", group: "65534" }) },
       { path: existing, mode: 0o600, content: b64("new") },
@@ -177,6 +179,109 @@ describe("executor", () => {
     assert.ok(outcome.error?.startsWith(`file ${path} resolves to ${join(outside, "sub", "x.conf")}`), outcome.error ?? "");
     assert.deepEqual(readdirSync(outside), []);
     assert.deepEqual(outcome.steps, []);
+  });
+
+  test("a symlinked directory inside fileRoots still works: the file lands in the real directory", async () => {
+    const dir = tempDir();
+    const root = join(dir, "root");
+    mkdirSync(join(root, "releases", "v1"), { recursive: true });
+    symlinkSync(join(root, "releases", "v1"), join(root, "current"));
+    const { executor } = setup({ fileRoots: [root] });
+    const outcome = await executor.run(plan([], [{ path: join(root, "current", "conf.d", "app.conf"), mode: 0o644, content: b64("v1") }]), context());
+    assert.equal(outcome.result, "succeeded", outcome.error ?? "");
+    assert.equal(readFileSync(join(root, "releases", "v1", "conf.d", "app.conf"), "utf8"), "v1");
+    assert.deepEqual(readdirSync(join(root, "releases", "v1", "conf.d")), ["app.conf"], "no temp files left");
+  });
+
+  test("a symlink planted in a directory another user owns cannot redirect a write, even with fileRoots [\"/\"]", { skip: !asRoot && "needs root to chown" }, async () => {
+    const dir = tempDir();
+    const home = join(dir, "home-deploy");
+    const etc = join(dir, "etc-systemd-system");
+    mkdirSync(home, { mode: 0o755 });
+    mkdirSync(etc, { mode: 0o755 });
+    chownSync(home, 65534, 65534);
+    symlinkSync(etc, join(home, "app"));
+    const { executor } = setup();
+    const marker = join(dir, "step-ran");
+    for (const path of [join(home, "app", "app.service"), join(home, "new", "app.service")]) {
+      const outcome = await executor.run(plan([{ name: "s", run: `touch ${marker}` }], [{ path, mode: 0o644, content: b64("[Service]") }]), context());
+      assert.equal(outcome.result, "failed");
+      assert.equal(
+        outcome.error,
+        `file ${path}: directory ${home} is owned by uid 65534 with mode 0755; a user who can write there could redirect this write with a symlink`,
+      );
+      assert.deepEqual(outcome.steps, []);
+    }
+    assert.deepEqual(readdirSync(etc), [], "nothing written through the symlink");
+    assert.deepEqual(readdirSync(home), ["app"], "nothing created in the other user's directory");
+    assert.equal(existsSync(marker), false);
+  });
+
+  test("a sticky shared ancestor (as /tmp) is passed through our own names, never through a name another user planted", async () => {
+    const dir = tempDir();
+    const root = join(dir, "root");
+    const shared = join(root, "shared");
+    const outside = join(dir, "outside");
+    mkdirSync(join(shared, "ours"), { recursive: true });
+    mkdirSync(outside);
+    chmodSync(shared, 0o1777);
+    symlinkSync(outside, join(shared, "planted"));
+    lchownSync(join(shared, "planted"), 65534, 65534);
+    const { executor } = setup({ fileRoots: ["/"] });
+    const ok = await executor.run(plan([], [{ path: join(shared, "ours", "x.conf"), mode: 0o644, content: b64("x") }]), context());
+    assert.equal(ok.result, "succeeded", ok.error ?? "");
+    const planted = join(shared, "planted", "x.conf");
+    const refused = await executor.run(plan([], [{ path: planted, mode: 0o644, content: b64("x") }]), context());
+    assert.equal(refused.result, "failed");
+    assert.match(refused.error ?? "", /is a symlink owned by uid 65534/);
+    assert.deepEqual(readdirSync(outside), [], "nothing written through the planted symlink");
+  });
+
+  for (const mode of [0o775, 0o777]) {
+    test(`an ancestor directory with mode ${mode.toString(8)} (writable by others, not sticky) is refused`, async () => {
+      const dir = tempDir();
+      const root = join(dir, "root");
+      const shared = join(root, "shared");
+      mkdirSync(join(shared, "deeper"), { recursive: true });
+      chmodSync(shared, mode);
+      const { executor } = setup({ fileRoots: [root] });
+      const path = join(shared, "deeper", "sub", "x.conf");
+      const outcome = await executor.run(plan([], [{ path, mode: 0o644, content: b64("x") }]), context());
+      assert.equal(outcome.result, "failed");
+      const owner = process.geteuid?.() ?? 0;
+      assert.equal(
+        outcome.error,
+        `file ${path}: directory ${shared} is owned by uid ${owner} with mode ${mode.toString(8).padStart(4, "0")}; a user who can write there could redirect this write with a symlink`,
+      );
+      assert.deepEqual(readdirSync(join(shared, "deeper")), [], "nothing created or written");
+    });
+  }
+
+  test("steps get a minimal base env: none of the agent's tokens, credentials or sockets", async () => {
+    const agentEnv = {
+      NATS_TOKEN: "nats-token-secret-1", CONSUL_HTTP_TOKEN: "consul-token-secret-2", NOTIFY_SOCKET: "/run/systemd/notify",
+      CREDENTIALS_DIRECTORY: "/run/credentials/fleetplan-agent.service", FLEETPLAN_STORE: "nats://user:pass-secret-3@127.0.0.1:4222",
+    };
+    const saved = Object.fromEntries(Object.keys(agentEnv).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, agentEnv);
+    let outcome: RunOutcome;
+    try {
+      const { logDir } = setup();
+      outcome = await createExecutor({ logDir, graceMs: 500 }).run(plan([{ name: "env", run: "env" }]), context());
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    assert.equal(outcome.result, "succeeded", outcome.error ?? "");
+    const log = readFileSync(outcome.logFile, "utf8");
+    for (const [name, value] of Object.entries(agentEnv)) assert.ok(!log.includes(name) && !log.includes(value), `${name} reached the step`);
+    assert.ok(log.includes(`\nPATH=${process.env.PATH ?? ""}\n`), log);
+    assert.ok(log.includes("\nFLEETPLAN_PROVISIONING_ID=20250101000000\n"), log);
+    const names = [...log.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]).sort();
+    const allowed = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "PWD", "SHLVL", "_", "FLEETPLAN_PROVISIONING_ID", "FLEETPLAN_PLAN_HASH", "FLEETPLAN_STEP"];
+    assert.deepEqual(names.filter((name) => !allowed.includes(name as string)), [], `unexpected variables: ${names.join(" ")}`);
   });
 
   test("an unknown file owner fails the run, naming the path and the user", async () => {

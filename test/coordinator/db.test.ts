@@ -153,42 +153,66 @@ describe("inventory", () => {
 describe("issueId", () => {
   beforeEach(() => db.addServers([server("web-1"), server("web-2")]));
 
-  it("issues the timestamp, records it as expected, and keeps targets apart", () => {
+  it("issues the timestamp and keeps targets apart, expecting nothing until setExpected", () => {
     assert.equal(db.lastIssuedId("web-1"), null);
-    assert.equal(db.issueId("web-1", HASH_A, T0), 20250307090501);
-    assert.equal(db.issueId("web-2", HASH_B, T0), 20250307090501);
-    assert.deepEqual(db.expected("web-1"), new Map([["web-1", { id: 20250307090501, planHash: HASH_A, issuedAt: T0.getTime() }]]));
-    assert.deepEqual([...db.expected().keys()], ["web-1", "web-2"]);
+    assert.equal(db.issueId("web-1", T0), 20250307090501);
+    assert.equal(db.issueId("web-2", T0), 20250307090501);
+    assert.equal(db.lastIssuedId("web-1"), 20250307090501);
+    // Reserving an id is not delivering it: a failed put must leave the expected state alone.
+    assert.equal(db.expected().size, 0);
+    db.setExpected("web-1", 20250307090501, HASH_A, T0.getTime() + 5);
+    assert.deepEqual(db.expected("web-1"), new Map([["web-1", { id: 20250307090501, planHash: HASH_A, issuedAt: T0.getTime() + 5 }]]));
+    assert.deepEqual([...db.expected().keys()], ["web-1"]);
   });
 
   it("strictly increases within one second, across reopen, and when the clock goes back", () => {
-    const ids = [db.issueId("web-1", HASH_A, T0), db.issueId("web-1", HASH_A, T0)];
+    const ids = [db.issueId("web-1", T0), db.issueId("web-1", T0)];
     reopen();
-    ids.push(db.issueId("web-1", HASH_B, new Date("2020-01-01T00:00:00Z")));
-    ids.push(db.issueId("web-1", HASH_B, new Date("2025-03-07T09:05:02Z")));
+    ids.push(db.issueId("web-1", new Date("2020-01-01T00:00:00Z")));
+    ids.push(db.issueId("web-1", new Date("2025-03-07T09:05:02Z")));
     assert.deepEqual(ids, [20250307090501, 20250307090502, 20250307090503, 20250307090504]);
-    assert.equal(db.expected("web-1").get("web-1")!.planHash, HASH_B);
   });
 
   it("never lowers ids for a host removed and added again", () => {
-    const first = db.issueId("web-1", HASH_A, T0);
+    const first = db.issueId("web-1", T0);
     db.removeServer("web-1");
     db.addServers([server("web-1")]);
-    assert.equal(db.issueId("web-1", HASH_A, new Date("2020-01-01T00:00:00Z")), first + 1);
+    assert.equal(db.issueId("web-1", new Date("2020-01-01T00:00:00Z")), first + 1);
   });
 
   it("peekNextId computes without writing", () => {
-    const issued = db.issueId("web-1", HASH_A, T0);
+    const issued = db.issueId("web-1", T0);
     assert.equal(db.peekNextId("web-1", T0), issued + 1);
     assert.equal(db.peekNextId("web-1", T0), issued + 1);
     assert.equal(db.lastIssuedId("web-1"), issued);
     assert.equal(db.peekNextId("web-2", T0), 20250307090501);
   });
 
+  it("setExpected only moves forward, so a slower push of an older id cannot move it back", () => {
+    const [older, newer] = [db.issueId("web-1", T0), db.issueId("web-1", T0)];
+    db.setExpected("web-1", newer, HASH_B, 2);
+    db.setExpected("web-1", older, HASH_A, 3);
+    assert.deepEqual(db.expected("web-1").get("web-1"), { id: newer, planHash: HASH_B, issuedAt: 2 });
+  });
+
   it("refuses unknown hosts and malformed hashes, recording nothing", () => {
-    throwsReason(() => db.issueId("nope", HASH_A, T0), "not_found", /nope/);
-    throwsReason(() => db.issueId("web-1", "ABC", T0), "invalid_argument", /plan hash/);
+    throwsReason(() => db.issueId("nope", T0), "not_found", /nope/);
+    throwsReason(() => db.setExpected("web-1", 1, "ABC", 1), "invalid_argument", /plan hash/);
+    assert.equal(db.lastIssuedId("nope"), null);
     assert.equal(db.expected().size, 0);
+  });
+
+  it("an upgraded database keeps what version 1 recorded as expected, and its id counter", () => {
+    db.close();
+    const upgraded = join(dir, `v1-${n++}.db`);
+    const raw = new Database(upgraded);
+    migrate(raw, MIGRATIONS.slice(0, 1));
+    raw.prepare("INSERT INTO issued (host, last_id, plan_hash, issued_at) VALUES (?, ?, ?, ?)").run("web-1", 20250307090501, HASH_A, 1234);
+    raw.close();
+    db = openCoordinatorDb(upgraded);
+    assert.deepEqual(db.expected(), new Map([["web-1", { id: 20250307090501, planHash: HASH_A, issuedAt: 1234 }]]));
+    db.addServers([server("web-1")]);
+    assert.equal(db.issueId("web-1", T0), 20250307090502);
   });
 
   it("gives distinct ids to two processes issuing at once for the same host", async () => {

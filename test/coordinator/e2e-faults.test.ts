@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { openCoordinatorDb } from "../../coordinator/db.ts";
 import type { PushSummary } from "../../coordinator/push.ts";
 import { AGENT_BIN, createCli, initWithServers, jsonLines, lastJson, runCli } from "../helpers/cli.ts";
 import { createNode, createWorld } from "../helpers/fleet.ts";
@@ -64,6 +65,23 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     }
     const history = lastJson<{ host: string; outcome: string; reason: string | null }[]>(await cli.expect(["history", "edge-2", "--json"]));
     assert.deepEqual(history.map((h) => [h.host, h.outcome, h.reason]), [["edge-2", "put_failed", "value_too_large"]]);
+
+    // Only delivered envelopes are expected: edge-2 never got one, so it is still "new", not "not_converged".
+    const db = openCoordinatorDb(cli.dbPath);
+    try {
+      assert.deepEqual([...db.expected().keys()], ["edge-1", "edge-3"]);
+    } finally {
+      db.close();
+    }
+    const dry = lastJson<PushSummary>(await cli.expect(["push", "--plans", plans, "--all", "--dry-run", "--json"]));
+    assert.deepEqual(dry.targets.map((t) => [t.host, t.decision]), [["edge-1", "not_converged"], ["edge-2", "new"], ["edge-3", "not_converged"]]);
+
+    // Text output says why: on the summary line and on the progress line.
+    const text = await cli.run(["push", "--plans", plans, "--all"]);
+    assert.equal(text.code, 1, text.stderr);
+    const why = /\(value_too_large: envelope for edge-2 is \d+ bytes; the NATS server's max_payload is \d+ bytes/;
+    assert.match(text.stdout.split("\n").find((l) => l.startsWith("edge-2 ")) ?? "", why);
+    assert.match(text.stderr.split("\n").find((l) => l.startsWith("edge-2: put_failed")) ?? "", why);
   });
 
   it("a store on a closed port fails every target with store_unavailable, quickly", async () => {
@@ -79,6 +97,27 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     const summary = lastJson<PushSummary>(result);
     assert.deepEqual(summary.targets.map((t) => [t.host, t.outcome, t.reason]), nodes.map((n) => [n.host, "put_failed", "store_unavailable"]));
     assert.deepEqual(jsonLines(result.stdout).filter((e) => e.event === "put_failed").map((e) => e.host).sort(), nodes.map((n) => n.host));
+  });
+
+  it("an empty --servers or --group, a too short --expires or a stray argument is refused (exit 2); nothing is pushed", async () => {
+    const cli = createCli(world, nats.url, "coord-usage");
+    await initWithServers(cli, nodes);
+    const plan = join(world.dir, "usage.sh");
+    writeFileSync(plan, "echo hi\n");
+    const refused = async (args: string[], message: RegExp) => {
+      const result = await cli.run(["push", "--plan", plan, "--json", ...args]);
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stdout}${result.stderr}`);
+      const error = lastJson<ErrorJson>(result);
+      assert.equal(error.reason, "invalid_argument");
+      assert.match(error.message, message);
+    };
+    await refused(["--servers", ""], /^--servers: no host names given$/);
+    await refused(["--servers", " , "], /^--servers: no host names given$/);
+    await refused(["--group", ""], /^--group: no group name given$/);
+    await refused(["--all", "--expires", "30s"], /^--expires: 30s is below the minimum of 1m$/);
+    await refused(["--all", "extra"], /no positional arguments, got "extra"/);
+    const history = lastJson<unknown[]>(await cli.expect(["history", "--json"]));
+    assert.deepEqual(history, []);
   });
 
   it("server import with bad rows exits 2, names every problem and writes nothing", async () => {

@@ -67,6 +67,9 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     assert.equal(dry.dry_run, true);
     assert.equal(dry.push_id, null);
     assert.deepEqual(dry.counts, { would_push: 3 });
+    // --wait changes nothing in a dry run: there is nothing to wait for, and would_push is a success.
+    const dryWait = await pushJson(["--dry-run", "--wait", "--timeout", "30s"], 0);
+    assert.deepEqual([dryWait.ok, dryWait.counts, decisions(dryWait)], [true, { would_push: 3 }, decisions(dry)]);
     assert.deepEqual(await bucket.revisions(HOSTS), { "web-1": null, "web-2": null, "web-3": null });
 
     const real = await pushJson(["--wait", "--timeout", "30s"], 0);
@@ -81,6 +84,11 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     }
     const revisions = await bucket.revisions(HOSTS);
     assert.ok(HOSTS.every((h) => typeof revisions[h] === "number"), JSON.stringify(revisions));
+    // A dry run seals too: its bytes are the size of the envelope the push then stored.
+    for (const h of HOSTS) {
+      const stored = (await bucket.kv.get(h))!.value.length;
+      assert.deepEqual([byHost(dry).get(h)!.bytes, byHost(real).get(h)!.bytes], [stored, stored], h);
+    }
   });
 
   it("a dry run with one changed plan predicts one push and two skips; the real push does exactly that", async () => {
@@ -97,8 +105,9 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     assert.deepEqual(real.counts, { succeeded: 1, skipped: 2 });
     const [dryWeb1, realWeb1] = [byHost(dry).get("web-1")!, byHost(real).get("web-1")!];
     assert.ok(realWeb1.id! >= dryWeb1.id!, `real id ${realWeb1.id} < dry-run id ${dryWeb1.id}`);
-    // Skipped targets keep their id, and their envelopes stay untouched.
+    // Skipped targets keep their id, seal nothing (no bytes), and their envelopes stay untouched.
     for (const h of ["web-2", "web-3"]) assert.equal(byHost(real).get(h)!.id, byHost(dry).get(h)!.id);
+    for (const h of ["web-2", "web-3"]) assert.deepEqual([byHost(dry).get(h)!.bytes, byHost(real).get(h)!.bytes], [null, null]);
     const afterPush = await bucket.revisions(HOSTS);
     assert.ok(afterPush["web-1"]! > before["web-1"]!);
     assert.deepEqual([afterPush["web-2"], afterPush["web-3"]], [before["web-2"], before["web-3"]]);
@@ -117,8 +126,11 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
       { push_id: history[0]!.push_id, host: history[0]!.host, id: history[0]!.id, outcome: history[0]!.outcome },
       { push_id: summary.push_id, host: "web-2", id: byHost(summary).get("web-2")!.id, outcome: "failed" },
     );
-    const all = lastJson<{ push_id: number; outcome: string }[]>(await cli.expect(["history", "--json"]));
-    assert.deepEqual(all.filter((r) => r.push_id === summary.push_id).map((r) => r.outcome).sort(), ["failed", "succeeded", "succeeded"]);
+    // Each target has two rows: pushed as soon as the put succeeded, then its final outcome.
+    const all = lastJson<{ push_id: number; host: string; outcome: string }[]>(await cli.expect(["history", "--json"]));
+    assert.deepEqual(all.filter((r) => r.push_id === summary.push_id).map((r) => `${r.host} ${r.outcome}`).sort(), [
+      "web-1 pushed", "web-1 succeeded", "web-2 failed", "web-2 pushed", "web-3 pushed", "web-3 succeeded",
+    ]);
   });
 });
 

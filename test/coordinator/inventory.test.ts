@@ -63,6 +63,15 @@ describe("validateServerInput", () => {
     assert.match(problems[5]!, /^server: bootstrapped: /);
   });
 
+  it("requires ssh for a server that is not bootstrapped: SSH is the only way to reach it", () => {
+    for (const bootstrapped of [false, "false", "no"]) {
+      assert.deepEqual(problemsOf(() => validateServerInput({ host: "web-1", node_key: KEY_TEXT, bootstrapped })), [
+        "server: ssh is required when bootstrapped is false (plans go over SSH until the agent runs)",
+      ]);
+    }
+    assert.equal(validateServerInput({ host: "web-1", node_key: KEY_TEXT, bootstrapped: false, ssh: "root@web-1" }).bootstrapped, false);
+  });
+
   it("requires host and node_key", () => {
     assert.deepEqual(problemsOf(() => validateServerInput({})), ["server: host is required", "server: node_key is required"]);
   });
@@ -105,11 +114,11 @@ describe("parseServerImport", () => {
   });
 
   it("reads CSV with a header in any order, quoted fields, CRLF and blank lines", () => {
-    const text = `group,host,node_key,metrics,ssh,bootstrapped\r\n\r\nweb,web-1,"${KEY_TEXT}",,"ops@[::1]:22",\r\n,web-2,${keyFile},https://web-2/m,,false\r\n`;
+    const text = `group,host,node_key,metrics,ssh,bootstrapped\r\n\r\nweb,web-1,"${KEY_TEXT}",,"ops@[::1]:22",\r\n,web-2,${keyFile},https://web-2/m,root@web-2,false\r\n`;
     const rows = parseServerImport(text, join(dir, "fleet.csv"), { now: NOW });
     assert.deepEqual(rows.map((r) => [r.host, r.group, r.nodeKey, r.ssh, r.metricsUrl, r.bootstrapped]), [
       ["web-1", "web", KEY_TEXT, "ops@[::1]:22", null, true],
-      ["web-2", null, formatKey(KeyType.NodePublic, KEY2.publicKey), null, "https://web-2/m", false],
+      ["web-2", null, formatKey(KeyType.NodePublic, KEY2.publicKey), "root@web-2", "https://web-2/m", false],
     ]);
   });
 
@@ -135,6 +144,15 @@ describe("parseServerImport", () => {
       "fleet.csv:8: bad quoting",
     ]);
     assert.match(problems[2]!, /^fleet\.csv:5: node_key: cannot read node public key .*missing\.pub: ENOENT$/);
+  });
+
+  it("lists hosts already in the inventory with the other problems", () => {
+    const text = JSON.stringify([{ host: "web-1", node_key: KEY_TEXT }, { host: "web-2", node_key: KEY_TEXT, group: "a b" }, { host: "web-3", node_key: KEY_TEXT }]);
+    assert.deepEqual(problemsOf(() => parseServerImport(text, "f.json", { existing: new Set(["web-1", "web-3"]) })), [
+      "f.json[0]: host web-1 is already in the inventory",
+      'f.json[1]: group: "a b" must match [A-Za-z0-9_.-]{1,64}',
+      "f.json[2]: host web-3 is already in the inventory",
+    ]);
   });
 
   it("refuses a CSV header with unknown columns or without node_key", () => {

@@ -7,6 +7,6 @@ const db = openCoordinatorDb(path!);
 while (Date.now() < Number(startAt));
 const fixed = new Date("2025-03-07T09:05:01Z");
 const ids: number[] = [];
-for (let i = 0; i < Number(count); i++) ids.push(db.issueId(host!, "a".repeat(64), fixed));
+for (let i = 0; i < Number(count); i++) ids.push(db.issueId(host!, fixed));
 db.close();
 process.stdout.write(JSON.stringify(ids));

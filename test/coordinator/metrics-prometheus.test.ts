@@ -15,11 +15,14 @@ import type { PrometheusServer } from "../helpers/prometheus.ts";
 
 const BOOT = 1_741_330_000;
 const HASHES = ["1", "2", "3", "4"].map((c) => c.repeat(64));
-const state = (id: number, hash: string): FakeAgentState => ({
+const keyIdOf = (host: string) => Buffer.from(host.padEnd(8, "-")).toString("hex").slice(0, 16);
+const state = (id: number, hash: string, host: string): FakeAgentState => ({
   applied: { id, planHash: hash, bootTime: BOOT },
   acceptedId: id,
   bootTime: BOOT,
   lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 10 },
+  host,
+  nodeKeyId: keyIdOf(host),
 });
 
 describe("queryPrometheus", { timeout: 90_000 }, () => {
@@ -29,7 +32,7 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
   const query = (lookbackMs = 60_000): Promise<SourceResult> => queryPrometheus(prom.url, targets, { lookbackMs, timeoutMs: 5000 });
 
   before(async () => {
-    for (let i = 0; i < 3; i++) exposers.push(await startExposer({ "/metrics": { body: await agentExposition(state(100 + i, HASHES[i]!)) } }));
+    for (let i = 0; i < 3; i++) exposers.push(await startExposer({ "/metrics": { body: await agentExposition(state(100 + i, HASHES[i]!, `web-${i}`)) } }));
     // web-0 is matched by a `host` label, the others by their metrics URL's host:port.
     prom = await startPrometheus({
       targets: exposers.map((e, i) => (i === 0 ? { target: `127.0.0.1:${e.port}`, labels: { host: "web-0" } } : `127.0.0.1:${e.port}`)),
@@ -54,7 +57,8 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
       const r = reported.get(`web-${i}`)!;
       assert.deepEqual({ ...r, scrapedAt: 0 }, {
         appliedId: 100 + i, acceptedId: 100 + i, planHash: HASHES[i], lastRunSuccess: 1, lastRunTimestamp: 1_741_338_000,
-        bootTime: BOOT, appliedBootTime: BOOT, running: false, scrapedAt: 0,
+        // web-0's `host` target label renames the agent's own to exported_host: the identity survives either way.
+        bootTime: BOOT, appliedBootTime: BOOT, running: false, host: `web-${i}`, nodeKeyId: keyIdOf(`web-${i}`), scrapedAt: 0,
       });
       // Scraped every second: the sample is recent, and not simply the query's evaluation time.
       const age = Date.now() - r.scrapedAt;
@@ -65,9 +69,17 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
   });
 
   it("reports the new plan once an agent applied it, although the old plan_info series lingers", async () => {
-    exposers[1]!.routes.set("/metrics", { body: await agentExposition(state(200, HASHES[3]!)) });
+    exposers[1]!.routes.set("/metrics", { body: await agentExposition(state(200, HASHES[3]!, "web-1")) });
     await waitFor(async () => (await query()).reported.get("web-1")?.appliedId === 200, 10_000, "web-1 at id 200");
     assert.equal((await query()).reported.get("web-1")!.planHash, HASHES[3]);
+  });
+
+  it("reports the identity the URL serves now, although the old fleetplan_agent_info series lingers", async () => {
+    exposers[1]!.routes.set("/metrics", { body: await agentExposition(state(200, HASHES[3]!, "impostor")) });
+    await waitFor(async () => (await query()).reported.get("web-1")?.host === "impostor", 10_000, "web-1's URL serving impostor");
+    assert.equal((await query()).reported.get("web-1")!.nodeKeyId, keyIdOf("impostor"));
+    exposers[1]!.routes.set("/metrics", { body: await agentExposition(state(200, HASHES[3]!, "web-1")) });
+    await waitFor(async () => (await query()).reported.get("web-1")?.host === "web-1", 10_000, "web-1's URL serving web-1 again");
   });
 
   it("keeps a stopped agent's last data with its old time (stale-data), then drops it after the lookback", async () => {

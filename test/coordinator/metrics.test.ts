@@ -12,7 +12,11 @@ const HASH = "c".repeat(64);
 const OLD_HASH = "d".repeat(64);
 const ID = 20250307090501;
 const BOOT = 1_741_330_000;
-const APPLIED = { applied: { id: ID, planHash: HASH, bootTime: BOOT }, acceptedId: ID, bootTime: BOOT, lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 1500 } };
+const KEY_ID = "0123456789abcdef";
+const APPLIED = {
+  applied: { id: ID, planHash: HASH, bootTime: BOOT }, acceptedId: ID, bootTime: BOOT, lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 1500 },
+  host: "web-1", nodeKeyId: KEY_ID,
+};
 
 describe("parseExposition", () => {
   it("reads names, escaped labels, special values and timestamps, skipping comments", () => {
@@ -57,15 +61,28 @@ describe("parseAgentMetrics", () => {
   it("reads the state of an agent that applied a plan, as the agent renders it", async () => {
     assert.deepEqual(parseAgentMetrics(await agentExposition(APPLIED), 42), {
       appliedId: ID, acceptedId: ID, planHash: HASH, lastRunSuccess: 1, lastRunTimestamp: 1_741_338_000, bootTime: BOOT,
-      appliedBootTime: BOOT, running: false, scrapedAt: 42,
+      appliedBootTime: BOOT, running: false, host: "web-1", nodeKeyId: KEY_ID, scrapedAt: 42,
     });
   });
 
-  it("reports nulls, not zeros, for a fresh agent that never ran", async () => {
+  it("reports nulls, not zeros, for a fresh agent that never ran (and one that names no identity)", async () => {
     assert.deepEqual(parseAgentMetrics(await agentExposition({ bootTime: BOOT }), 7), {
       appliedId: null, acceptedId: null, planHash: null, lastRunSuccess: null, lastRunTimestamp: null, bootTime: BOOT,
-      appliedBootTime: null, running: false, scrapedAt: 7,
+      appliedBootTime: null, running: false, host: null, nodeKeyId: null, scrapedAt: 7,
     });
+  });
+
+  it("takes the identity of the newest fleetplan_agent_info series, and none when the newest disagree", () => {
+    const info = (host: string, key: string, value: number) => ({ name: "fleetplan_agent_info", labels: { version: "1", store: "nats", host, node_key_id: key }, value });
+    const identity = (samples: ReturnType<typeof info>[]) => {
+      const r = reportedFromSamples(samples, 0);
+      return [r.host, r.nodeKeyId];
+    };
+    assert.deepEqual(identity([info("web-1", KEY_ID, 1)]), ["web-1", KEY_ID]);
+    // From Prometheus: the live series carries its sample time, a lingering old one 1.
+    assert.deepEqual(identity([info("web-9", "ffffffffffffffff", 1), info("web-1", KEY_ID, 1_741_338_000)]), ["web-1", KEY_ID]);
+    assert.deepEqual(identity([info("web-9", "ffffffffffffffff", 1), info("web-1", KEY_ID, 1)]), [null, null]);
+    assert.deepEqual(identity([]), [null, null]);
   });
 
   it("reports a failed last run and a running agent", async () => {

@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openLedger } from "../../agent/ledger.ts";
+import { openCoordinatorDb } from "../../coordinator/db.ts";
 import type { ServerRow } from "../../coordinator/db.ts";
 import { createNatsStore } from "../../coordinator/store/nats-store.ts";
 import { createSshDelivery } from "../../coordinator/store/ssh.ts";
@@ -56,6 +57,16 @@ const pushSsh = async (hosts: string[], plan: string, agent: string, env: NodeJS
   assert.equal(summary.event, "summary", result.stdout + result.stderr);
   const byHost = new Map(summary.targets.map((t) => [t.host, t]));
   return { result, summary, target: (host: string) => byHost.get(host)! };
+};
+
+/** The id the coordinator database expects `host` to converge on (null: none). */
+const expectedId = (host: string): number | null => {
+  const db = openCoordinatorDb(cli.dbPath);
+  try {
+    return db.expected(host).get(host)?.id ?? null;
+  } finally {
+    db.close();
+  }
 };
 
 /** What the node's own ledger (its state dir) says. */
@@ -116,6 +127,7 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
     assert.equal(readFileSync(marker, "utf8"), "day-0\n");
     const ledger = ledgerOf(web1);
     assert.deepEqual([ledger.accepted, ledger.applied, ledger.last?.id, ledger.last?.state], [t1.id, t1.id, t1.id, "succeeded"]);
+    assert.equal(expectedId(web1.host), t1.id);
 
     // No metrics, no store: nothing says it converged, so the same plan goes again, under a new id.
     const second = await pushSsh([web1.host], plan, remoteAgent(web1));
@@ -131,11 +143,13 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
     const stranger = node("stranger");
     const never = join(stranger.root, "never");
     const pushed = await pushSsh([stranger.host], writePlan("never", `touch ${never}\n`), remoteAgent(stranger));
-    assert.equal(pushed.result.code, 1, pushed.result.stdout);
+    assert.equal(pushed.result.code, 3, `every target rejected: exit 3\n${pushed.result.stdout}`);
     const t = pushed.target(stranger.host);
     assert.deepEqual([t.via, t.outcome, t.reason], ["ssh", "rejected", "untrusted_signer"]);
     assert.equal(existsSync(never), false);
     assert.deepEqual(ledgerOf(stranger), { accepted: 0, applied: null, last: null });
+    // The agent did not take it, so there is nothing new to converge on.
+    assert.equal(expectedId(stranger.host), null);
   });
 
   it("reports a failing plan as failed, naming the step", async () => {
@@ -168,7 +182,7 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
 
   it("names a missing agent on the server", async () => {
     const pushed = await pushSsh(["web-4"], writePlan("missing", "true\n"), "fleetplan-agent-not-installed apply - --json");
-    assert.equal(pushed.result.code, 1, pushed.result.stdout);
+    assert.equal(pushed.result.code, 4, `the only target unreachable: exit 4\n${pushed.result.stdout}`);
     const t = pushed.target("web-4");
     assert.deepEqual([t.outcome, t.reason], ["ssh_failed", "agent_missing"]);
     assert.match(t.message ?? "", /^fleetplan-agent is not installed on web-4 \(.*command not found\)$/);
@@ -198,6 +212,13 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
       } finally {
         await store.close();
       }
+      // A dry run shows the switch to the store but leaves the inventory alone.
+      const dry = await cli.run(["push", "--plan", writePlan("dry1", "true\n"), "--servers", fresh.host, "--dry-run", "--json"], { env });
+      assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+      assert.deepEqual(lastJson<{ targets: Target[] }>(dry).targets.map((t) => [t.via, t.outcome]), [["store", "would_push"]]);
+      const listed = JSON.parse((await cli.expect(["server", "list", "--json"])).stdout) as { host: string; bootstrapped: boolean }[];
+      assert.equal(listed.find((r) => r.host === fresh.host)!.bootstrapped, false);
+
       const result = await cli.run(["push", "--plan", writePlan("day1", `echo store > ${join(fresh.root, "day1")}\n`), "--servers", fresh.host, "--wait", "--timeout", "20s", "--json"], { env });
       assert.equal(result.code, 0, result.stdout + result.stderr);
       const t = lastJson<{ targets: Target[] }>(result).targets[0]!;

@@ -17,7 +17,7 @@ const EXPECTED: ExpectedState = { id: ID, planHash: HASH };
 /** An agent that applied the expected plan and was scraped a minute ago. */
 const reported = (over: Partial<Reported> = {}): Reported => ({
   appliedId: ID, acceptedId: ID, planHash: HASH, lastRunSuccess: 1, lastRunTimestamp: BOOT + 100, bootTime: BOOT,
-  appliedBootTime: BOOT, running: false, scrapedAt: NOW - 60_000, ...over,
+  appliedBootTime: BOOT, running: false, host: "web-1", nodeKeyId: "0123456789abcdef", scrapedAt: NOW - 60_000, ...over,
 });
 
 const status = (over: Partial<AgentStatus>): AgentStatus => ({

@@ -9,11 +9,14 @@ export interface FakeAgentState {
   lastRun?: { success: boolean; finishedAt: number; durationMs: number };
   bootTime?: number;
   running?: boolean;
+  /** The identity labels of fleetplan_agent_info. */
+  host?: string;
+  nodeKeyId?: string;
 }
 
 /** The exposition text a real agent in `state` serves on /metrics. */
 export const agentExposition = async (state: FakeAgentState): Promise<string> => {
-  const m = createAgentMetrics({ version: "test", store: "nats" });
+  const m = createAgentMetrics({ version: "test", store: "nats", host: state.host ?? "", node_key_id: state.nodeKeyId ?? "" });
   if (state.applied) setApplied(m, state.applied);
   if (state.lastRun) setLastRun(m, state.lastRun);
   if (state.acceptedId !== undefined) m.acceptedId.set(state.acceptedId);

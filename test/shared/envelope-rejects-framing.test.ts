@@ -34,6 +34,12 @@ describe("malformed", () => {
     assertRejects(patched((b) => { b[0] = 0x58; }), "malformed");
   });
 
+  it("calls garbage whose bytes 5-6 read as a huge header length malformed, not too_large", () => {
+    const garbage = new TextEncoder().encode("#!/bin/sh\necho this is a script, not an envelope\n");
+    assert.ok(((garbage[5]! << 8) | garbage[6]!) > DEFAULT_LIMITS.maxHeaderBytes);
+    assertRejects(garbage, "malformed");
+  });
+
   it("refuses an envelope shorter than the fixed fields", () => {
     assertRejects(valid.subarray(0, 11), "malformed");
   });
