@@ -40,7 +40,7 @@ Global flags:
   --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1, or $FLEETPLAN_REPLICAS)
   --json             machine-readable output (push: one JSON object per line, the last a summary)
 Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input error,
-            3 envelope rejected, 4 store, host or Prometheus unreachable.
+            3 envelope rejected, 4 store, host or Prometheus unreachable, 130 push --wait interrupted.
 `;
 
 const FLAGS = {
