@@ -45,35 +45,25 @@ const checkOwner = (path: string, what: string, uid: number): void => {
   }
 };
 
-/** Read a private key file, refusing it (like OpenSSH) when group or others may read it. */
-export const readPrivateFile = (path: string, what: string): string => {
+/** Read a file owned by root or us whose mode has none of the `forbidden` bits, or say how to fix it. */
+const readGuarded = (path: string, what: string, forbidden: number, problem: string, fix: string): string => {
   const text = readOrExplain(path, what);
   const { mode: rawMode, uid } = statSync(path);
   checkOwner(path, what, uid);
   const mode = rawMode & 0o777;
-  if (mode & 0o077) {
-    throw new FleetplanError(
-      "insecure_key_file",
-      `${what} ${path} is accessible by group or others (mode ${mode.toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
-    );
+  if (mode & forbidden) {
+    throw new FleetplanError("insecure_key_file", `${what} ${path} is ${problem} (mode ${mode.toString(8).padStart(4, "0")}); run: ${fix} ${path}`);
   }
   return text;
 };
 
+/** Read a private key file, refusing it (like OpenSSH) when group or others may read it. */
+export const readPrivateFile = (path: string, what: string): string =>
+  readGuarded(path, what, 0o077, "accessible by group or others", "chmod 600");
+
 /** Read a file that decides what runs as root (trust set): refuse it when others may write it. */
-export const readProtectedFile = (path: string, what: string): string => {
-  const text = readOrExplain(path, what);
-  const { mode: rawMode, uid } = statSync(path);
-  checkOwner(path, what, uid);
-  const mode = rawMode & 0o777;
-  if (mode & 0o022) {
-    throw new FleetplanError(
-      "insecure_key_file",
-      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); run: chmod go-w ${path}`,
-    );
-  }
-  return text;
-};
+export const readProtectedFile = (path: string, what: string): string =>
+  readGuarded(path, what, 0o022, "writable by group or others", "chmod go-w");
 
 /** Read an ordinary file, with the path in the error. */
 export const readTextFile = (path: string, what: string): string => readOrExplain(path, what);
