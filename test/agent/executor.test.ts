@@ -1,23 +1,17 @@
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { createExecutor } from "../../agent/executor.ts";
 import type { ExecutorOptions, RunContext, RunOutcome, StepEvent } from "../../agent/executor.ts";
 import type { Plan, PlanFile, PlanStep } from "../../shared/types.ts";
+import { tempDirs } from "../helpers/temp.ts";
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-// Plan files are refused under directories others may write, /tmp (1777) included: tests work
-// under the home directory, a tree owned by root or by the user running them.
-const tempDir = (): string => {
-  const dir = mkdtempSync(join(homedir(), ".fleetplan-exec-"));
-  dirs.push(dir);
-  return dir;
-};
+// Tests work under the home directory, a tree owned by root or the user running them, so the
+// executor's check of every directory on a plan file's path passes without relying on /tmp.
+const tempDir = tempDirs(homedir(), ".fleetplan-exec-");
 
 const b64 = (text: string): string => Buffer.from(text).toString("base64");
 const plan = (steps: PlanStep[], files: PlanFile[] = []): Plan => ({ kind: "fleetplan/plan", v: 1, files, steps });

@@ -1,24 +1,18 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import Database from "better-sqlite3";
 import { openLedger } from "../../agent/ledger.ts";
 import type { Ledger, SeenEnvelope } from "../../agent/ledger.ts";
 import { SCHEMA_VERSION } from "../../agent/ledger-schema.ts";
 import { EnvelopeError, FleetplanError } from "../../shared/errors.ts";
 
+import { tempDirs } from "../helpers/temp.ts";
 const ROOT = resolve(import.meta.dirname, "../..");
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-const tempDir = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), "fleetplan-ledger-"));
-  dirs.push(dir);
-  return dir;
-};
+const tempDir = tempDirs(tmpdir(), "fleetplan-ledger-");
 
 const seen = (id: number, planHash = `h${id}`, at = 1_000 + id): SeenEnvelope => ({
   id, planHash, signerIds: ["0011223344556677"], target: "web1", issued: at - 10, expires: at + 60_000, revision: id, source: "nats", at, bootTime: 1_700_000_000,
