@@ -3,12 +3,15 @@ import { compressPlan, decompressPlan } from "./codec.ts";
 import { EnvelopeError } from "./errors.ts";
 import { blake2bHex, keyIdOf } from "./keys.ts";
 import { planBytes, planProblems } from "./plan.ts";
+import { reusableBuffer } from "./scratch.ts";
 import { sodium } from "./sodium.ts";
 import type { EnvelopeHeader, EnvelopeLimits, EnvelopeParts, OpenedEnvelope, OpenOptions, Plan, SealOptions, TrustSet } from "./types.ts";
 import { checkSizes, DEFAULT_LIMITS, encodeSigned, parseHeader, SIG_ENTRY_BYTES, SIGNING_PREFIX, signedLength, splitEnvelope } from "./wire.ts";
 
+const messageBuffer = reusableBuffer();
+/** The signed message: domain prefix + signed bytes (public), in a buffer reused across calls. */
 const withPrefix = (signed: Uint8Array): Uint8Array => {
-  const message = new Uint8Array(SIGNING_PREFIX.length + signed.length);
+  const message = messageBuffer(SIGNING_PREFIX.length + signed.length);
   message.set(SIGNING_PREFIX, 0);
   message.set(signed, SIGNING_PREFIX.length);
   return message;
@@ -46,8 +49,8 @@ export const sealEnvelope = (plan: Plan | Uint8Array, options: SealOptions): Uin
 /** Steps 1–2: bounds, framing, header. Nothing is trusted yet. */
 export const parseEnvelope = (bytes: Uint8Array, limits: EnvelopeLimits = DEFAULT_LIMITS): EnvelopeParts => {
   checkSizes(bytes, limits);
-  const parts = splitEnvelope(bytes);
-  return { ...parts, header: parseHeader(parts.headerBytes) };
+  const { headerBytes, ciphertext, signed, signatures } = splitEnvelope(bytes);
+  return { header: parseHeader(headerBytes), headerBytes, ciphertext, signed, signatures };
 };
 
 /**
@@ -56,23 +59,23 @@ export const parseEnvelope = (bytes: Uint8Array, limits: EnvelopeLimits = DEFAUL
  * trusted signers is `untrusted_signer`. Returns the ids of the keys that signed.
  */
 export const verifySignatures = (parts: EnvelopeParts, trust: TrustSet): string[] => {
-  const valid = new Set<string>();
+  const valid: string[] = [];
   // Each trusted key is checked once: repeated entries for one key id cost nothing extra.
-  const tried = new Set<string>();
+  const tried: string[] = [];
   let forged = false;
   let message: Uint8Array | undefined;
   for (const { keyId, sig } of parts.signatures) {
     const key = trust.keys.get(keyId);
-    if (!key || tried.has(keyId)) continue;
-    tried.add(keyId);
+    if (!key || tried.includes(keyId)) continue;
+    tried.push(keyId);
     message ??= withPrefix(parts.signed);
-    if (sodium.crypto_sign_verify_detached(sig, message, key)) valid.add(keyId);
+    if (sodium.crypto_sign_verify_detached(sig, message, key)) valid.push(keyId);
     else forged = true;
-    if (valid.size >= trust.threshold) return [...valid];
+    if (valid.length >= trust.threshold) return valid;
   }
   const id = parts.header.id;
   if (forged) throw new EnvelopeError("bad_signature", "a signature from a trusted key does not verify", id);
-  throw new EnvelopeError("untrusted_signer", `${valid.size} valid signature(s) from distinct trusted keys, ${trust.threshold} required`, id);
+  throw new EnvelopeError("untrusted_signer", `${valid.length} valid signature(s) from distinct trusted keys, ${trust.threshold} required`, id);
 };
 
 /** Step 4: meant for this host and this node key. */
@@ -101,8 +104,10 @@ const checkFreshness = (header: EnvelopeHeader, hwm: OpenOptions["highWaterMark"
   if (header.id <= hwm.id) throw new EnvelopeError("stale", `id ${header.id} is not above the last accepted id ${hwm.id}`, header.id);
 };
 
+const plainBuffer = reusableBuffer();
+
 /** Step 7: decrypt, decompress under a cap, check the hash, validate the plan. */
-const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], limits: EnvelopeLimits): { plan: Plan; bytes: Uint8Array } => {
+const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], limits: EnvelopeLimits): Plan => {
   const { header } = parts;
   if (header.plan_size > limits.maxPlanBytes) throw new EnvelopeError("too_large", `plan declares ${header.plan_size} bytes, limit ${limits.maxPlanBytes}`, header.id);
   let compressed: Uint8Array;
@@ -111,9 +116,15 @@ const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], li
   } catch {
     throw new EnvelopeError("decrypt_failed", "ciphertext does not open with this node's key", header.id);
   }
-  const bytes = decompressPlan(compressed, header.plan_size, header.id);
-  if (blake2bHex(bytes) !== header.plan_hash) throw new EnvelopeError("hash_mismatch", "plan hash does not match the header", header.id);
-  return { plan: parsePlanBytes(bytes, header), bytes };
+  const out = plainBuffer(header.plan_size + 1);
+  try {
+    const bytes = decompressPlan(compressed, header.plan_size, out, header.id);
+    if (blake2bHex(bytes) !== header.plan_hash) throw new EnvelopeError("hash_mismatch", "plan hash does not match the header", header.id);
+    return parsePlanBytes(bytes, header);
+  } finally {
+    // The plaintext may hold secrets: it does not outlive this call in the reused buffer.
+    out.fill(0);
+  }
 };
 
 // Reused: a fatal TextDecoder holds no state between complete (non-streaming) decodes.
@@ -135,8 +146,8 @@ const parsePlanBytes = (bytes: Uint8Array, header: EnvelopeHeader): Plan => {
 };
 
 /** PROTOCOL.md's verification order, cheapest first, failing closed with a coded error. */
-export const openEnvelope = (bytes: Uint8Array, options: OpenOptions): OpenedEnvelope & { planBytes: Uint8Array } => {
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+export const openEnvelope = (bytes: Uint8Array, options: OpenOptions): OpenedEnvelope => {
+  const limits = options.limits ? { ...DEFAULT_LIMITS, ...options.limits } : DEFAULT_LIMITS;
   // 1–2. size bounds, magic, version, header
   const parts = parseEnvelope(bytes, limits);
   // 3. signatures, before anything is decrypted or decompressed
@@ -150,6 +161,6 @@ export const openEnvelope = (bytes: Uint8Array, options: OpenOptions): OpenedEnv
   // 6b. replay and rollback
   checkFreshness(parts.header, options.highWaterMark);
   // 7. decrypt, decompress, hash, plan
-  const { plan, bytes: plain } = decryptPlan(parts, options.nodeKeys, limits);
-  return { header: parts.header, signerIds, plan, planBytes: plain };
+  const plan = decryptPlan(parts, options.nodeKeys, limits);
+  return { header: parts.header, signerIds, plan };
 };

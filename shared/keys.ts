@@ -1,4 +1,5 @@
 import { FleetplanError } from "./errors.ts";
+import { toHex } from "./hex.ts";
 import { sodium } from "./sodium.ts";
 import type { AdminKeyPair, NodeKeyPair, PublicKeyRef, TrustSet } from "./types.ts";
 
@@ -20,10 +21,10 @@ const KEY_LENGTH: Record<KeyType, number> = {
 
 /** Key id: first 8 bytes of BLAKE2b-256(public key), hex (PROTOCOL.md). */
 export const keyIdOf = (publicKey: Uint8Array): string =>
-  sodium.to_hex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
+  toHex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
 
 /** BLAKE2b-256 hex of arbitrary bytes (the plan hash). */
-export const blake2bHex = (bytes: Uint8Array): string => sodium.to_hex(sodium.crypto_generichash(32, bytes, null));
+export const blake2bHex = (bytes: Uint8Array): string => toHex(sodium.crypto_generichash(32, bytes, null));
 
 export const generateAdminKey = (): AdminKeyPair => {
   const { publicKey, privateKey } = sodium.crypto_sign_keypair();

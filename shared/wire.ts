@@ -1,4 +1,5 @@
 import { EnvelopeError } from "./errors.ts";
+import { toHex } from "./hex.ts";
 import type { EnvelopeHeader, EnvelopeLimits, EnvelopeParts } from "./types.ts";
 
 // Envelope wire format v1 (big-endian):
@@ -22,6 +23,8 @@ export const DEFAULT_LIMITS: EnvelopeLimits = {
 const HEX16 = /^[0-9a-f]{16}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
+
+const hasMagic = (bytes: Uint8Array): boolean => bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2] && bytes[3] === MAGIC[3];
 
 export const isValidHostname = (host: string): boolean => HOSTNAME.test(host) && !host.includes("..");
 const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -51,14 +54,14 @@ export const checkSizes = (bytes: Uint8Array, limits: EnvelopeLimits): void => {
   if (bytes.length < FIXED_BYTES) throw new EnvelopeError("malformed", `envelope is only ${bytes.length} bytes`);
   // Without the magic, bytes 5-6 are no header length: such input is left to framing to call `malformed`.
   const headerLen = (bytes[5]! << 8) | bytes[6]!;
-  if (MAGIC.every((b, i) => bytes[i] === b) && headerLen > limits.maxHeaderBytes) {
+  if (hasMagic(bytes) && headerLen > limits.maxHeaderBytes) {
     throw new EnvelopeError("too_large", `header is ${headerLen} bytes, limit ${limits.maxHeaderBytes}`);
   }
 };
 
 /** Step 2 (framing): split the wire bytes; nothing here is trusted yet. */
 export const splitEnvelope = (bytes: Uint8Array): Omit<EnvelopeParts, "header"> => {
-  if (!MAGIC.every((b, i) => bytes[i] === b)) throw new EnvelopeError("malformed", "not a fleetplan envelope (bad magic)");
+  if (!hasMagic(bytes)) throw new EnvelopeError("malformed", "not a fleetplan envelope (bad magic)");
   if (bytes[4] !== WIRE_VERSION) throw new EnvelopeError("unsupported_version", `envelope format version ${bytes[4]} is not supported`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = view.getUint16(5);
@@ -72,10 +75,10 @@ export const splitEnvelope = (bytes: Uint8Array): Omit<EnvelopeParts, "header"> 
   if (bytes.length !== sigAt + 1 + sigCount * SIG_ENTRY_BYTES) {
     throw new EnvelopeError("malformed", "signature block length does not match the envelope length");
   }
-  const signatures = Array.from({ length: sigCount }, (_, i) => {
-    const at = sigAt + 1 + i * SIG_ENTRY_BYTES;
-    return { keyId: Buffer.from(bytes.subarray(at, at + 8)).toString("hex"), sig: bytes.subarray(at + 8, at + SIG_ENTRY_BYTES) };
-  });
+  const signatures: EnvelopeParts["signatures"] = [];
+  for (let at = sigAt + 1; at < bytes.length; at += SIG_ENTRY_BYTES) {
+    signatures.push({ keyId: toHex(bytes.subarray(at, at + 8)), sig: bytes.subarray(at + 8, at + SIG_ENTRY_BYTES) });
+  }
   return {
     headerBytes: bytes.subarray(7, ctLenAt),
     ciphertext: bytes.subarray(ctLenAt + 4, sigAt),
@@ -84,7 +87,7 @@ export const splitEnvelope = (bytes: Uint8Array): Omit<EnvelopeParts, "header"> 
   };
 };
 
-const HEADER_FIELDS = ["codec", "expires", "id", "issued", "plan_hash", "plan_size", "recipient", "target", "v"];
+const HEADER_FIELDS = ["codec", "expires", "id", "issued", "plan_hash", "plan_size", "recipient", "target", "v"].join();
 
 // One decoder for every header: constructing one costs as much as decoding a header.
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -104,9 +107,10 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
   const id = Number.isSafeInteger(h.id) ? (h.id as number) : undefined;
   if (h.v !== 1) throw new EnvelopeError("unsupported_version", `header version ${JSON.stringify(h.v)} is not supported`, id);
   if (h.codec !== "zstd") throw new EnvelopeError("unsupported_version", `codec ${JSON.stringify(h.codec)} is not supported`, id);
-  const keys = Object.keys(h);
+  // Sorted keys are what canonical JSON requires; sorting is only needed to tell why not.
+  const keys = Object.keys(h).join();
   const bad =
-    [...keys].sort().join() !== HEADER_FIELDS.join() ? "unexpected or missing fields"
+    keys !== HEADER_FIELDS && Object.keys(h).sort().join() !== HEADER_FIELDS ? "unexpected or missing fields"
     : !(id !== undefined && id > 0) ? "id must be a positive integer ≤ 2^53−1"
     : typeof h.target !== "string" || !isValidHostname(h.target) ? "target is not a hostname"
     : typeof h.recipient !== "string" || !HEX16.test(h.recipient) ? "recipient is not a key id"
@@ -115,7 +119,7 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
     : !isTime(h.plan_size) ? "plan_size must be a non-negative integer"
     // Keys in sorted order and only strings and safe integers as values: JSON.stringify then
     // writes exactly canonicalJson's bytes, without its sort and re-encoding.
-    : keys.join() !== HEADER_FIELDS.join() || JSON.stringify(h) !== text ? "header is not canonical JSON"
+    : keys !== HEADER_FIELDS || JSON.stringify(h) !== text ? "header is not canonical JSON"
     : null;
   if (bad) throw new EnvelopeError("malformed", `header: ${bad}`, id);
   return h as unknown as EnvelopeHeader;

@@ -43,6 +43,11 @@ describe("decompress_failed", () => {
     assertRejects(forgeEnvelope(headerFor(plain, honestFields), sealTo(padded, NODE.publicKey), [ADMIN]), "decompress_failed");
   });
 
+  it("refuses an empty sealed payload, even for an empty plan", () => {
+    const empty = new Uint8Array(0);
+    assertRejects(forgeEnvelope(headerFor(empty, honestFields), sealTo(empty, NODE.publicKey), [ADMIN]), "decompress_failed");
+  });
+
   it("refuses a plan shorter than the declared plan_size", () => {
     const header = headerFor(plain, honestFields, { plan_size: plain.length + 10 });
     assertRejects(forgeEnvelope(header, sealTo(compressPlan(plain), NODE.publicKey), [ADMIN]), "decompress_failed");

@@ -19,7 +19,9 @@ describe("envelope round trip", () => {
       const bytes = planBytes(plan);
       assert.ok(bytes.length <= DEFAULT_LIMITS.maxPlanBytes);
       const opened = open(seal(plan));
-      assert.deepEqual(Buffer.from(opened.planBytes), Buffer.from(bytes));
+      // The header's hash was checked against the decompressed bytes: equal hashes, equal bytes.
+      assert.equal(opened.header.plan_hash, blake2bHex(bytes));
+      assert.deepEqual(Buffer.from(planBytes(opened.plan)), Buffer.from(bytes));
       assert.equal(opened.plan.files[0]!.content, plan.files[0]!.content);
       assert.deepEqual(opened.plan.steps, plan.steps);
       assert.deepEqual(opened.signerIds, [ADMIN.keyId]);
@@ -39,5 +41,18 @@ describe("envelope round trip", () => {
   it("opens a plain shell script plan with no files", () => {
     const opened = open(seal({ kind: "fleetplan/plan", v: 1, files: [], steps: [{ name: "script", run: "echo hi" }] }));
     assert.equal(opened.plan.steps[0]!.run, "echo hi");
+  });
+
+  it("opens envelopes of changing sizes in turn: buffers reused between opens carry nothing over", () => {
+    // Large, small, just under and over the reuse limit (64 KiB), then small again.
+    const sizes = [60_000, 200, 65_000, 70_000, 4096, 0];
+    const plans = sizes.map((size) => samplePlan(contentOfPlanSize(size)));
+    const envelopes = plans.map((plan) => seal(plan));
+    for (let round = 0; round < 2; round++) {
+      envelopes.forEach((envelope, i) => {
+        const opened = open(envelope);
+        assert.deepEqual(Buffer.from(planBytes(opened.plan)), Buffer.from(planBytes(plans[i]!)), `plan ${i}, round ${round}`);
+      });
+    }
   });
 });

@@ -41,6 +41,10 @@ const INVALID: [string, unknown, string][] = [
   ["content not base64", withFile({ content: "hello!" }), "files[0].content"],
   ["content with bad padding", withFile({ content: "aGVsbG8" }), "files[0].content"],
   ["content with three =", withFile({ content: "a===" }), "files[0].content"],
+  ["content with = inside", withFile({ content: "aG=sbG8=" }), "files[0].content"],
+  ["content URL-safe alphabet", withFile({ content: "aGVs-G8_" }), "files[0].content"],
+  ["content with a newline", withFile({ content: "aGVs\nbG8=" }), "files[0].content"],
+  ["content with a non-ASCII letter", withFile({ content: "aGVsbGé=" }), "files[0].content"],
   ["unknown file field", withFile({ setuid: true }), "files[0]: unknown field"],
   ["duplicate path", { ...base(), files: [file, file] }, "plan.files: duplicate path"],
   ["step not an object", { ...base(), steps: ["true"] }, "steps[0]"],
@@ -77,6 +81,22 @@ describe("planProblems", () => {
     const problems = planProblems(withFile({ content: "s3cr3t-p4ss!" })).concat(planProblems(withStep({ env: { A: 1, B: "s3cr3t" }, sudo: "s3cr3t" })));
     assert.ok(problems.length > 0 && problems.every((p) => !p.includes("s3cr3t")), JSON.stringify(problems));
   });
+
+  // Short content is checked by a scan, long content by Node's decoder: both must be as strict.
+  for (const bytes of [6, 30_000]) {
+    it(`checks base64 content of ${bytes} bytes strictly`, () => {
+      const good = Buffer.alloc(bytes, 0xfb).toString("base64");
+      const at = good.length >> 1;
+      const spliced = (c: string): string => good.slice(0, at) + c + good.slice(at + c.length);
+      assert.deepEqual(planProblems(withFile({ content: good })), []);
+      assert.deepEqual(planProblems(withFile({ content: Buffer.alloc(bytes + 1, 7).toString("base64") })), [], "one = of padding");
+      assert.deepEqual(planProblems(withFile({ content: Buffer.alloc(bytes + 2, 7).toString("base64") })), [], "two = of padding");
+      for (const bad of ["-", "_", "=", "!", " ", "\n", "é", "\u0141"]) {
+        assert.ok(planProblems(withFile({ content: spliced(bad) })).some((p) => p.startsWith("files[0].content")), `${JSON.stringify(bad)} inside`);
+      }
+      assert.ok(planProblems(withFile({ content: good.slice(1) })).length > 0, "length not a multiple of 4");
+    });
+  }
 
   it("accepts multi-MiB base64 content without exhausting the regexp stack", () => {
     assert.deepEqual(planProblems(withFile({ content: Buffer.alloc(12 << 20, 1).toString("base64") })), []);
