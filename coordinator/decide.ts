@@ -1,3 +1,5 @@
+import { parseEnvelope, verifySignatures } from "../shared/envelope.ts";
+import type { TrustSet } from "../shared/types.ts";
 import type { Expected } from "./db.ts";
 
 /** What push does with one target, and why. */
@@ -12,6 +14,22 @@ export const decideTarget = (planHash: string, expected: Expected | undefined, c
   if (!expected) return { action: "push", reason: "new" };
   if (expected.planHash !== planHash) return { action: "push", reason: "changed" };
   return converged ? { action: "skip", reason: "converged" } : { action: "push", reason: "not_converged" };
+};
+
+/**
+ * Why a host's current envelope in the store must not be replaced by our id, or null. Only an
+ * envelope that verifies against our own admin keys counts: garbage or a foreign value in the
+ * store must not be able to block pushes. An equal id counts too: an agent never takes one id
+ * twice, so another coordinator's plan under it would be lost either way.
+ */
+export const keepNewer = (current: Uint8Array, id: number, trust: TrustSet): string | null => {
+  try {
+    const parts = parseEnvelope(current);
+    verifySignatures(parts, trust);
+    return parts.header.id >= id ? `the store already holds id ${parts.header.id} (not older than ${id}), signed by our admin key: another coordinator pushed since` : null;
+  } catch {
+    return null;
+  }
 };
 
 /** Final states of a pushed target as seen in the status bucket. */

@@ -5,7 +5,7 @@ import type { Logger } from "../shared/log.ts";
 import type { AdminKeyPair, PlanStore } from "../shared/types.ts";
 import { loadNodePublicKey } from "../shared/key-files.ts";
 import type { CoordinatorDb, ServerRow } from "./db.ts";
-import { decideTarget } from "./decide.ts";
+import { decideTarget, keepNewer } from "./decide.ts";
 import type { LoadedPlan } from "./plan-source.ts";
 import { waitForOutcomes } from "./wait.ts";
 
@@ -96,6 +96,8 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
   };
   const emitPlan = (r: TargetResult) => deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
   const putAt = new Map<string, number>();
+  // What counts as "ours" in the store: an envelope any of our admin keys signed.
+  const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
   const results = req.targets.map((server): TargetResult => {
     const plan = req.plans.get(server.host)!;
@@ -115,7 +117,7 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
     } else {
       // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
       const sentAt = deps.now().getTime();
-      const { revision } = await (await deps.store()).put(server.host, envelope);
+      const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, r.id!, trust));
       putAt.set(r.host, sentAt);
       db.setExpected(r.host, r.id!, r.plan_hash, sentAt);
       r.outcome = "pushed";
@@ -140,7 +142,9 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
       if (req.dryRun) r.outcome = "would_push";
       else await deliver(server, r, envelope);
     } catch (error) {
-      Object.assign(r, { outcome: r.via === "ssh" ? "ssh_failed" : "put_failed", reason: reasonOf(error), message: (error as Error).message });
+      const reason = reasonOf(error);
+      const outcome = reason === "superseded" ? "superseded" : r.via === "ssh" ? "ssh_failed" : "put_failed";
+      Object.assign(r, { outcome, reason, message: (error as Error).message });
       deps.emit({ event: "put_failed", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
     }
     // Recorded now, so an interrupted --wait still leaves the delivery in history; the final outcome follows as a second row.

@@ -147,11 +147,12 @@ export const checkValueSize = (what: string, size: number, maxValueBytes: number
 };
 
 /** PUT raw bytes as the value of `key` (Consul stores them as given; reads return them base64). */
-export const kvPutRequest = (config: StoreConfig, key: string, value: Uint8Array, what: string, maxValueBytes: number): ConsulRequest => {
+/** `cas`: apply only if the key's ModifyIndex is this (0: only if the key does not exist). */
+export const kvPutRequest = (config: StoreConfig, key: string, value: Uint8Array, what: string, maxValueBytes: number, cas?: number): ConsulRequest => {
   checkValueSize(what, value.byteLength, maxValueBytes);
   return {
     method: "PUT",
-    url: kvUrl(config, key, {}),
+    url: kvUrl(config, key, { cas: cas?.toString() }),
     headers: headers(config, { "Content-Type": "application/octet-stream" }),
     body: value,
     timeoutMs: config.timeoutMs,
@@ -218,12 +219,15 @@ export const parseKvRead = (reply: ConsulReply, what: string): KvRead => {
 };
 
 /** Check a KV write's reply: Consul answers `true`, or `false` when it did not apply the write. */
-export const parseKvWrite = (reply: ConsulReply, what: string): void => {
+/** Whether a write was applied: `false` only answers a `?cas=` write whose index no longer matched. */
+export const parseKvCasWrite = (reply: ConsulReply, what: string): boolean => {
   const error = replyError(reply, what, false);
   if (error) throw error;
-  if (Buffer.from(reply.body).toString("utf8").trim() !== "true") {
-    throw new FleetplanError("store_rejected", `consul: the write of ${what} was not applied`);
-  }
+  return Buffer.from(reply.body).toString("utf8").trim() === "true";
+};
+
+export const parseKvWrite = (reply: ConsulReply, what: string): void => {
+  if (!parseKvCasWrite(reply, what)) throw new FleetplanError("store_rejected", `consul: the write of ${what} was not applied`);
 };
 
 /**

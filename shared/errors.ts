@@ -35,6 +35,7 @@ export const OpReason = {
   AgentMissing: "agent_missing",
   LedgerError: "ledger_error",
   Conflict: "conflict",
+  Superseded: "superseded",
   MetricsUnavailable: "metrics_unavailable",
 } as const;
 export type OpReason = (typeof OpReason)[keyof typeof OpReason];

@@ -10,6 +10,9 @@ export const STORE_DEFAULTS = {
 /** Consul KV prefixes (PROTOCOL.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
 export const CONSUL_PREFIX = { plans: "fleetplan/plans/", status: "fleetplan/status/" } as const;
 
+/** Read + compare-and-set rounds of one envelope put before it gives up as `conflict`. */
+export const PUT_CAS_ROUNDS = 8;
+
 /** A store selection as given: the URL plus any of StoreConfig's optional settings. */
 export type StoreInput = Partial<Omit<StoreConfig, "kind" | "servers">> & { url?: string };
 

@@ -196,7 +196,12 @@ export interface PutResult {
 /** Coordinator side of a store: publish envelopes, read and follow agent status. */
 export interface PlanStore {
   readonly kind: string;
-  put(host: string, envelope: Uint8Array): Promise<PutResult>;
+  /**
+   * Publish `envelope` as `host`'s latest, conditional on the value it replaces (compare-and-set:
+   * a concurrent write makes it read again). `keep` says why the current value must stay (the
+   * put then fails `superseded`), or null to replace it.
+   */
+  put(host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null): Promise<PutResult>;
   /** Latest envelope revision per host (for dry-run checks and diagnostics). */
   revision(host: string): Promise<number | null>;
   statuses(): Promise<Map<string, AgentStatus>>;

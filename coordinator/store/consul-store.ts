@@ -8,11 +8,11 @@ import * as https from "node:https";
 import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
 import { consulTransport } from "../../shared/consul-transport.ts";
 import {
-  type KvEntry, kvGetRequest, kvPutRequest, parseKvRead, parseKvWrite,
+  type KvEntry, kvGetRequest, kvPutRequest, parseKvCasWrite, parseKvRead,
 } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { decodeStatus } from "../../shared/status.ts";
-import { CONSUL_PREFIX } from "../../shared/store-config.ts";
+import { CONSUL_PREFIX, PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
 import type { AgentStatus, PlanStore, PutResult, StoreConfig } from "../../shared/types.ts";
 
 /**
@@ -29,15 +29,23 @@ export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {})
 
   const read = (key: string, recurse = false) => exchange(client, kvGetRequest(config, key, { recurse, consistent: !recurse }), parseKvRead);
 
-  const put = async (host: string, envelope: Uint8Array): Promise<PutResult> => {
+  // Compare-and-set (?cas=) against the value read: a write in between makes Consul answer
+  // false, and the value is read and judged again.
+  const put = async (host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null): Promise<PutResult> => {
     const key = CONSUL_PREFIX.plans + host;
-    const request = kvPutRequest(config, key, envelope, `plan envelope for ${host}`, tuning.maxValueBytes);
-    await exchange(client, request, parseKvWrite);
-    const entry = (await read(key)).entries.find((e) => e.key === key);
-    if (!entry || Buffer.compare(entry.value, envelope) !== 0) {
-      throw new FleetplanError("conflict", `consul: ${key} changed again before its revision could be read (another coordinator publishing?)`);
+    for (let round = 0; round < PUT_CAS_ROUNDS; round++) {
+      const current = (await read(key)).entries.find((e) => e.key === key);
+      const why = current && keep ? keep(current.value) : null;
+      if (why) throw new FleetplanError("superseded", `${host}: ${why}`);
+      const request = kvPutRequest(config, key, envelope, `plan envelope for ${host}`, tuning.maxValueBytes, current?.modifyIndex ?? 0);
+      if (!(await exchange(client, request, parseKvCasWrite))) continue;
+      const entry = (await read(key)).entries.find((e) => e.key === key);
+      if (!entry || Buffer.compare(entry.value, envelope) !== 0) {
+        throw new FleetplanError("conflict", `consul: ${key} changed again before its revision could be read (another coordinator publishing?)`);
+      }
+      return { revision: entry.modifyIndex };
     }
-    return { revision: entry.modifyIndex };
+    throw new FleetplanError("conflict", `consul: ${key} changed under ${PUT_CAS_ROUNDS} puts in a row (other coordinators publishing?)`);
   };
 
   const revision = async (host: string): Promise<number | null> => {

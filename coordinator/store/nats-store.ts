@@ -1,16 +1,22 @@
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { bucketOptions, createOrOpen, natsConnectOptions } from "../../shared/nats-options.ts";
 import { withRetry, withTimeout } from "../../shared/retry.ts";
+import { PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
 import { decodeStatus } from "../../shared/status.ts";
 import type { AgentStatus, PlanStore, StoreConfig } from "../../shared/types.ts";
 
 const openBucket = (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> =>
   createOrOpen(() => kvm.create(name, opts), () => kvm.open(name, { timeout: opts.timeout }));
+
+const isWrongLastSequence = (error: unknown): boolean =>
+  error instanceof JetStreamApiError &&
+  (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 
 const unavailable = (config: StoreConfig, error: unknown) =>
   new FleetplanError("store_unavailable", `NATS at ${config.servers.join(",")}: ${(error as Error).message}`, { cause: error });
@@ -31,16 +37,38 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   });
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
 
+  // Compare-and-set against the value read: a write that landed in between fails the put with
+  // "wrong last sequence", and the value is read and judged again.
+  const putOnce = async (host: string, envelope: Uint8Array, keep: ((current: Uint8Array) => string | null) | undefined): Promise<number> => {
+    for (let round = 0; round < PUT_CAS_ROUNDS; round++) {
+      const current = await plans.get(host);
+      const live = current?.operation === "PUT" ? current : null;
+      const why = live && keep ? keep(live.value) : null;
+      if (why) throw new FleetplanError("superseded", `${host}: ${why}`);
+      try {
+        return current ? await plans.update(host, envelope, current.revision, config.timeoutMs) : await plans.create(host, envelope);
+      } catch (error) {
+        if (!isWrongLastSequence(error)) throw error;
+      }
+    }
+    throw new FleetplanError("conflict", `${host}: its envelope changed under ${PUT_CAS_ROUNDS} puts in a row (other coordinators publishing?)`);
+  };
+
   // A put issued while the server is down hangs for the JetStream timeout and throws, even after
   // a reconnect (DEPENDENCIES.md): bound each attempt and retry with jittered backoff.
-  const put: PlanStore["put"] = async (host, envelope) => {
+  const put: PlanStore["put"] = async (host, envelope, keep) => {
     if (envelope.length > maxPayload - 4096) {
       throw new FleetplanError("value_too_large", `envelope for ${host} is ${envelope.length} bytes; the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server.conf)`);
     }
     const revision = await withRetry(
-      () => withTimeout(plans.put(host, envelope, { timeout: config.timeoutMs }), config.timeoutMs + 1_000, () => new FleetplanError("store_timeout", `put ${host} timed out after ${config.timeoutMs} ms`)),
+      () => withTimeout(putOnce(host, envelope, keep), 2 * config.timeoutMs + 1_000, () => new FleetplanError("store_timeout", `put ${host} timed out after ${2 * config.timeoutMs} ms`)),
       // Retried for a time budget, not a count: a cluster electing a new leader refuses puts for seconds.
-      { attempts: opts.attempts ?? Infinity, budgetMs: opts.putBudgetMs ?? 30_000, onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }) },
+      {
+        attempts: opts.attempts ?? Infinity,
+        budgetMs: opts.putBudgetMs ?? 30_000,
+        isPermanent: (e) => e instanceof FleetplanError && e.reason === "superseded",
+        onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }),
+      },
     ).catch((e) => { throw e instanceof FleetplanError ? e : unavailable(config, e); });
     return { revision };
   };

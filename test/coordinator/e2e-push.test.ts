@@ -179,4 +179,36 @@ describe("push() issues strictly increasing ids when the clock goes back", { tim
       db.close();
     }
   });
+
+  it("a second coordinator whose id is lower than the store's gets `superseded` and replaces nothing", async () => {
+    const node = await createNode(world, "race-1", nats.url);
+    const store = await createNatsStore(normalizeStoreConfig({ url: nats.url }, []), { logger: silentLogger, attempts: 1 });
+    const bucket = await openPlanBucket(nats.url);
+    const dbs = ["coordinator-a.db", "coordinator-b.db"].map((f) => openCoordinatorDb(join(world.dir, f)));
+    try {
+      const pushFrom = async (db: (typeof dbs)[number], iso: string, script: string) => {
+        db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
+        const file = join(world.dir, `race-${iso.replace(/:/g, "")}.sh`);
+        writeFileSync(file, script);
+        return push(
+          { targets: db.servers(), plans: new Map([[node.host, loadPlanFile(file)]]), dryRun: false, force: false, wait: false, waitTimeoutMs: 1000, expiresInMs: 3_600_000, concurrency: 1, viaSsh: false },
+          { db, store: async () => store, storeName: nats.url, signers: [world.admin], now: () => new Date(iso), converged: async () => new Set(), emit: () => {}, operator: "test" },
+        );
+      };
+      const first = await pushFrom(dbs[0]!, "2032-01-01T12:00:00Z", "echo a\n");
+      assert.deepEqual(first.counts, { pushed: 1 });
+      // Its own database knows nothing of the first push: its id, an hour earlier, is lower.
+      const second = await pushFrom(dbs[1]!, "2032-01-01T11:00:00Z", "echo b\n");
+      assert.equal(second.ok, false);
+      assert.deepEqual(second.counts, { superseded: 1 });
+      assert.equal(second.targets[0]!.reason, "superseded");
+      assert.match(second.targets[0]!.message ?? "", new RegExp(`holds id ${first.targets[0]!.id}`));
+      assert.equal(parseEnvelope((await bucket.kv.get(node.host))!.value).header.id, first.targets[0]!.id);
+      assert.equal(dbs[1]!.expected().get(node.host), undefined, "a refused put moves no expectation");
+    } finally {
+      await bucket.close();
+      await store.close();
+      for (const db of dbs) db.close();
+    }
+  });
 });

@@ -1,10 +1,10 @@
 // A FAKE of Consul's documented KV HTTP API (/v1/kv, developer.hashicorp.com/consul/api-docs/kv
 // and .../features/blocking) for tests. It is NOT Consul: Consul cannot be installed here.
 // It covers GET (single key, ?recurse, blocking ?index=&wait=), PUT (raw body, 413 over the
-// value limit, Create/ModifyIndex), DELETE, X-Consul-Index, one ACL token (403) and a restart
+// value limit, Create/ModifyIndex, ?cas=), DELETE, X-Consul-Index, one ACL token (403) and a restart
 // that can lower every index (a snapshot restore). Not covered: raft and consistency modes
 // (?stale, ?consistent are accepted and ignored), ACL policies beyond one all-powerful token,
-// sessions and locks, ?cas=, ?flags= on reads, ?keys/?separator, transactions, several
+// sessions and locks, ?cas= on DELETE, ?flags= on reads, ?keys/?separator, transactions, several
 // datacenters (?dc= is accepted and ignored), real TLS, wait jitter (the fake never adds any),
 // and index resets other than the simulated restart. See test/fakes/README.md.
 
@@ -130,6 +130,9 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
     if (body.length > maxValueBytes) {
       return reply(res, 413, `Request body(${body.length} bytes) too large, max size: ${maxValueBytes} bytes. See kv_max_value_size.`);
     }
+    // ?cas=N: applied only if the key's ModifyIndex is N, or if it does not exist for N = 0.
+    const cas = params.get("cas");
+    if (cas !== null && Number(cas) !== (kv.get(key)?.modifyIndex ?? 0)) return reply(res, 200, "false", "application/json");
     raftIndex += 1;
     const createIndex = kv.get(key)?.createIndex ?? raftIndex;
     kv.set(key, { value: body, createIndex, modifyIndex: raftIndex, flags: Number(params.get("flags") ?? 0) });
