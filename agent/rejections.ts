@@ -12,6 +12,14 @@ import type { AgentMetrics } from "./metrics.ts";
 const UNVERIFIED = new Set(["too_large", "malformed", "unsupported_version", "bad_signature", "untrusted_signer", "wrong_target"]);
 /** Unsigned garbage can come in bulk: log each reason at most this often, with a count. */
 const LOG_EVERY_MS = 60_000;
+/**
+ * ...and publish its status at most this often per reason (later ones in the window are
+ * dropped, not delayed: a delayed "rejected" could land after a newer run's status). Short
+ * enough that each push an operator makes (a wrong trust file refuses every one) ends its
+ * `push --wait` as rejected; a flood of garbage costs at most 5 status writes a second per
+ * reason, no more than its sender could write to the status bucket itself.
+ */
+const STATUS_EVERY_MS = 200;
 
 export interface RejectionDeps {
   ledger: Ledger;
@@ -25,21 +33,28 @@ export interface RejectionDeps {
 
 /**
  * Count, log and record one rejection, and change nothing else. Anyone who can write to the
- * store can send unsigned garbage at will, so for those the ledger only counts (no row), and
- * the log line and status update come at most once a minute per reason.
+ * store can send unsigned garbage at will, so for those the ledger only counts (no row), the
+ * log line comes at most once a minute per reason and the status update 5 times a second.
  */
 export const createRejectionReporter = (deps: RejectionDeps) => {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
+  const lastPublished = new Map<string, number>();
 
-  const logOnce = (reason: string, fields: Record<string, unknown>): boolean => {
+  const publishDue = (reason: string): boolean => {
+    const at = lastPublished.get(reason);
+    if (at !== undefined && deps.now() - at < STATUS_EVERY_MS) return false;
+    lastPublished.set(reason, deps.now());
+    return true;
+  };
+
+  const logOnce = (reason: string, fields: Record<string, unknown>): void => {
     const seen = lastLogged.get(reason);
     if (seen && deps.now() - seen.at < LOG_EVERY_MS) {
       seen.suppressed++;
-      return false;
+      return;
     }
     lastLogged.set(reason, { at: deps.now(), suppressed: 0 });
     deps.log.warn("envelope_rejected", { ...fields, ...(seen?.suppressed && { suppressed_since_last: seen.suppressed }) });
-    return true;
   };
 
   return (error: EnvelopeError, meta: { source: string; revision: number | null }, planHash: string | null = null): void => {
@@ -56,9 +71,10 @@ export const createRejectionReporter = (deps: RejectionDeps) => {
       deps.log.info("envelope_duplicate", fields);
       return;
     }
-    const reported = unverified ? logOnce(error.reason, fields) : (deps.log.warn("envelope_rejected", fields), true);
+    if (unverified) logOnce(error.reason, fields);
+    else deps.log.warn("envelope_rejected", fields);
     // A rejection never hides a run in progress, and an unverified id is never published as ours.
-    if (reported && !deps.running()) {
+    if (!deps.running() && (!unverified || publishDue(error.reason))) {
       deps.publish("rejected", { id: unverified ? null : error.id ?? null, plan_hash: unverified ? null : planHash, result: error.reason });
     }
   };

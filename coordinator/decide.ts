@@ -47,8 +47,8 @@ export const outcomeFromStatus = (
   if (status.applied_id === pushedId) return { outcome: "succeeded", reason: null };
   if (status.id === null) {
     // Rejected before the signatures verified (bad_signature, malformed, ...): the agent does not
-    // repeat an unverified id, so this is only progress info, unauthenticated and throttled to one
-    // per reason a minute. One published since the put (agent clock) most likely refused ours.
+    // repeat an unverified id, so this is only progress info, unauthenticated and throttled to 5 a
+    // second per reason. One published since the put (agent clock) most likely refused ours.
     return status.state === "rejected" && status.since >= putAt ? { outcome: "rejected", reason: status.result } : null;
   }
   if (status.id > pushedId) return { outcome: "superseded", reason: `a newer id ${status.id} arrived` };

@@ -79,6 +79,14 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
     assert.deepEqual([t.host, t.outcome, t.reason], ["stranger", "rejected", "untrusted_signer"]);
   });
 
+  it("so does the next refused push right after it (the agent's status throttle is 200 ms, not a minute)", async () => {
+    const result = await cli.run(["push", "--plan", writePlan("refused-again", "echo never again\n"), "--servers", "stranger", "--wait", "--timeout", "45s", "--json"]);
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    assert.ok(result.ms < 30_000, `push took ${result.ms} ms`);
+    const t = lastJson<Summary>(result).targets[0]!;
+    assert.deepEqual([t.host, t.outcome, t.reason], ["stranger", "rejected", "untrusted_signer"]);
+  });
+
   it("a nats-server killed and restarted during the wait does not end it: the agent's success is still seen", async () => {
     const marker = join(nodes[0]!.root, "after-restart");
     const run = startPush(["--plan", writePlan("slow", `sleep 2\necho done > ${marker}\n`), "--servers", "steady-1", "--wait", "--timeout", "60s"]);
