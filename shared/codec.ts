@@ -13,14 +13,15 @@ let sharedDctx: InstanceType<typeof binding.DCtx> | undefined;
 const DST_TOO_SMALL = "Destination buffer is too small";
 
 /**
- * Decompress into `out`, a buffer of `expectedSize` + 1 bytes, and never more: a frame that
- * would produce more is `too_large`, whatever its header claims; the spare byte detects it.
- * One-shot decoding writes straight into that buffer (no window buffer of the frame's
- * choosing), so memory stays bounded by the (already capped) expected size. Returns the
- * `expectedSize` bytes written, a view of `out`.
+ * Decompress into `out`, one byte longer than the plan's declared size, and never more: a frame
+ * that would produce more is `too_large`, whatever its header claims; the spare byte detects
+ * it. One-shot decoding writes straight into that buffer (no window buffer of the frame's
+ * choosing), so memory stays bounded by the (already capped) declared size. Returns the
+ * declared size's bytes, a view of `out`.
  */
-export const decompressPlan = (compressed: Uint8Array, expectedSize: number, out: Uint8Array, id?: number): Uint8Array => {
-  if (out.length !== expectedSize + 1) throw new RangeError(`output buffer must be ${expectedSize + 1} bytes, got ${out.length}`);
+export const decompressPlan = (compressed: Uint8Array, out: Uint8Array, id?: number): Uint8Array => {
+  const expectedSize = out.length - 1;
+  const tooLarge = () => new EnvelopeError("too_large", `plan decompresses beyond its declared ${expectedSize} bytes`, id);
   // An empty input would decode to zero bytes without a frame ever being seen.
   if (compressed.length === 0) throw new EnvelopeError("decompress_failed", "zstd: no frame", id);
   sharedDctx ??= new binding.DCtx();
@@ -29,10 +30,10 @@ export const decompressPlan = (compressed: Uint8Array, expectedSize: number, out
     produced = sharedDctx.decompress(out, compressed);
   } catch (error) {
     const message = (error as Error).message;
-    if (message === DST_TOO_SMALL) throw new EnvelopeError("too_large", `plan decompresses beyond its declared ${expectedSize} bytes`, id);
+    if (message === DST_TOO_SMALL) throw tooLarge();
     throw new EnvelopeError("decompress_failed", `zstd: ${message}`, id, { cause: error });
   }
-  if (produced > expectedSize) throw new EnvelopeError("too_large", `plan decompresses beyond its declared ${expectedSize} bytes`, id);
+  if (produced > expectedSize) throw tooLarge();
   if (produced !== expectedSize) {
     throw new EnvelopeError("decompress_failed", `plan is ${produced} bytes, header declares ${expectedSize}`, id);
   }

@@ -116,9 +116,10 @@ const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], li
   } catch {
     throw new EnvelopeError("decrypt_failed", "ciphertext does not open with this node's key", header.id);
   }
+  // One spare byte detects output beyond the declared size.
   const out = plainBuffer(header.plan_size + 1);
   try {
-    const bytes = decompressPlan(compressed, header.plan_size, out, header.id);
+    const bytes = decompressPlan(compressed, out, header.id);
     if (blake2bHex(bytes) !== header.plan_hash) throw new EnvelopeError("hash_mismatch", "plan hash does not match the header", header.id);
     return parsePlanBytes(bytes, header);
   } finally {

@@ -1,11 +1,13 @@
 // `fleetplan push` end to end: the real CLI, a real nats-server and three real agent processes.
 // Dry runs send nothing and predict the real push; --wait follows the agents to their outcome;
-// a failing plan fails only its host; ids keep increasing when the clock goes back.
+// a failing plan fails only its host; ids keep increasing when the clock goes back, and a
+// second coordinator's lower id never replaces the store's newer envelope.
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openCoordinatorDb } from "../../coordinator/db.ts";
+import type { CoordinatorDb } from "../../coordinator/db.ts";
 import { validateServerInput } from "../../coordinator/inventory.ts";
 import { loadPlanFile } from "../../coordinator/plan-source.ts";
 import { push } from "../../coordinator/push.ts";
@@ -14,6 +16,7 @@ import { createNatsStore } from "../../coordinator/store/nats-store.ts";
 import { parseEnvelope } from "../../shared/envelope.ts";
 import { silentLogger } from "../../shared/log.ts";
 import { normalizeStoreConfig } from "../../shared/store-config.ts";
+import type { PlanStore } from "../../shared/types.ts";
 import { createCli, initWithServers, lastJson } from "../helpers/cli.ts";
 import type { Fleetplan } from "../helpers/cli.ts";
 import { createNode, createWorld, startAgentProcess } from "../helpers/fleet.ts";
@@ -134,38 +137,46 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
   });
 });
 
-describe("push() issues strictly increasing ids when the clock goes back", { timeout: 30_000 }, () => {
+describe("push() ids: against the clock, and against another coordinator", { timeout: 30_000 }, () => {
   let nats: NatsServer;
   let world: World;
+  let store: PlanStore;
+  let bucket: Awaited<ReturnType<typeof openPlanBucket>>;
 
   before(async () => {
     nats = await startNats();
     world = await createWorld("fleetplan-e2e-ids-");
+    store = await createNatsStore(normalizeStoreConfig({ url: nats.url }, []), { logger: silentLogger, attempts: 1 });
+    bucket = await openPlanBucket(nats.url);
   });
   after(async () => {
+    await bucket?.close();
+    await store?.close();
     await nats?.stop();
     world?.cleanup();
   });
 
+  /** push() of one script to `node` from the coordinator database `db`, its clock at `iso`. */
+  const pushScript = (db: CoordinatorDb, node: Node, iso: string, script: string, emit: (e: PushEvent) => void = () => {}) => {
+    if (!db.servers().some((s) => s.host === node.host)) db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
+    const file = join(world.dir, `${node.host}-${iso.replace(/:/g, "")}.sh`);
+    writeFileSync(file, script);
+    return push(
+      { targets: db.servers(), plans: new Map([[node.host, loadPlanFile(file)]]), dryRun: false, force: false, wait: false, waitTimeoutMs: 1000, expiresInMs: 3_600_000, concurrency: 1, viaSsh: false },
+      { db, store: async () => store, storeName: nats.url, signers: [world.admin], now: () => new Date(iso), converged: async () => new Set(), emit, operator: "test" },
+    );
+  };
+  const storedId = async (host: string) => parseEnvelope((await bucket.kv.get(host))!.value).header.id;
+
   it("a second push an hour earlier by the clock still gets a larger id, in the database and in the envelope", async () => {
     const node = await createNode(world, "clock-1", nats.url);
     const db = openCoordinatorDb(join(world.dir, "ids.db"));
-    const store = await createNatsStore(normalizeStoreConfig({ url: nats.url }, []), { logger: silentLogger, attempts: 1 });
-    const bucket = await openPlanBucket(nats.url);
     try {
-      db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
-      const [target] = db.servers();
       const pushAt = async (iso: string, script: string) => {
-        const file = join(world.dir, `plan-${iso.replace(/:/g, "")}.sh`);
-        writeFileSync(file, script);
         const events: PushEvent[] = [];
-        const summary = await push(
-          { targets: [target!], plans: new Map([[node.host, loadPlanFile(file)]]), dryRun: false, force: false, wait: false, waitTimeoutMs: 1000, expiresInMs: 3_600_000, concurrency: 1, viaSsh: false },
-          { db, store: async () => store, storeName: nats.url, signers: [world.admin], now: () => new Date(iso), converged: async () => new Set(), emit: (e) => events.push(e), operator: "test" },
-        );
+        const summary = await pushScript(db, node, iso, script, (e) => events.push(e));
         assert.deepEqual(summary.counts, { pushed: 1 }, JSON.stringify(events));
-        const entry = await bucket.kv.get(node.host);
-        return { id: summary.targets[0]!.id!, envelopeId: parseEnvelope(entry!.value).header.id };
+        return { id: summary.targets[0]!.id!, envelopeId: await storedId(node.host) };
       };
       const first = await pushAt("2031-05-06T12:00:00Z", "echo one\n");
       const second = await pushAt("2031-05-06T11:00:00Z", "echo two\n");
@@ -174,41 +185,27 @@ describe("push() issues strictly increasing ids when the clock goes back", { tim
       assert.deepEqual([first.envelopeId, second.envelopeId], [first.id, second.id]);
       assert.equal(db.expected().get(node.host)!.id, second.id);
     } finally {
-      await bucket.close();
-      await store.close();
       db.close();
     }
   });
 
   it("a second coordinator whose id is lower than the store's gets `superseded` and replaces nothing", async () => {
     const node = await createNode(world, "race-1", nats.url);
-    const store = await createNatsStore(normalizeStoreConfig({ url: nats.url }, []), { logger: silentLogger, attempts: 1 });
-    const bucket = await openPlanBucket(nats.url);
-    const dbs = ["coordinator-a.db", "coordinator-b.db"].map((f) => openCoordinatorDb(join(world.dir, f)));
+    const [a, b] = ["coordinator-a.db", "coordinator-b.db"].map((f) => openCoordinatorDb(join(world.dir, f))) as [CoordinatorDb, CoordinatorDb];
     try {
-      const pushFrom = async (db: (typeof dbs)[number], iso: string, script: string) => {
-        db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
-        const file = join(world.dir, `race-${iso.replace(/:/g, "")}.sh`);
-        writeFileSync(file, script);
-        return push(
-          { targets: db.servers(), plans: new Map([[node.host, loadPlanFile(file)]]), dryRun: false, force: false, wait: false, waitTimeoutMs: 1000, expiresInMs: 3_600_000, concurrency: 1, viaSsh: false },
-          { db, store: async () => store, storeName: nats.url, signers: [world.admin], now: () => new Date(iso), converged: async () => new Set(), emit: () => {}, operator: "test" },
-        );
-      };
-      const first = await pushFrom(dbs[0]!, "2032-01-01T12:00:00Z", "echo a\n");
+      const first = await pushScript(a, node, "2032-01-01T12:00:00Z", "echo a\n");
       assert.deepEqual(first.counts, { pushed: 1 });
       // Its own database knows nothing of the first push: its id, an hour earlier, is lower.
-      const second = await pushFrom(dbs[1]!, "2032-01-01T11:00:00Z", "echo b\n");
+      const second = await pushScript(b, node, "2032-01-01T11:00:00Z", "echo b\n");
       assert.equal(second.ok, false);
       assert.deepEqual(second.counts, { superseded: 1 });
       assert.equal(second.targets[0]!.reason, "superseded");
       assert.match(second.targets[0]!.message ?? "", new RegExp(`holds id ${first.targets[0]!.id}`));
-      assert.equal(parseEnvelope((await bucket.kv.get(node.host))!.value).header.id, first.targets[0]!.id);
-      assert.equal(dbs[1]!.expected().get(node.host), undefined, "a refused put moves no expectation");
+      assert.equal(await storedId(node.host), first.targets[0]!.id);
+      assert.equal(b.expected().get(node.host), undefined, "a refused put moves no expectation");
     } finally {
-      await bucket.close();
-      await store.close();
-      for (const db of dbs) db.close();
+      a.close();
+      b.close();
     }
   });
 });

@@ -11,6 +11,7 @@ import { adminKeyFromSeed, nodeKeyFromSeed, parseEnvelope, sealEnvelope, sodiumR
 import { normalizeStoreConfig } from "../../shared/store-config.ts";
 import type { PlanStore } from "../../shared/types.ts";
 import { consulTestScope, storeConfigFor } from "../fakes/consul.ts";
+import { openPlanBucket } from "../helpers/kv.ts";
 import { type NatsServer, startNats } from "../helpers/nats.ts";
 
 await sodiumReady();
@@ -79,35 +80,23 @@ const casSuite = (name: string, open: () => Promise<{ store: PlanStore; read: ()
   });
 
 let nats: NatsServer;
-const natsStores: PlanStore[] = [];
+const closers: (() => Promise<void>)[] = [];
 before(async () => {
   nats = await startNats();
 });
 after(async () => {
-  await Promise.all(natsStores.map((s) => s.close()));
+  await Promise.all(closers.map((close) => close()));
   await nats.stop();
 });
 
 let bucket = 0;
 casSuite("nats", async () => {
   // A bucket per test: each starts with no value for HOST.
-  const config = normalizeStoreConfig({ url: nats.url, planBucket: `plans-${++bucket}` }, []);
-  const store = await createNatsStore(config, { logger: silentLogger, attempts: 1 });
-  natsStores.push(store);
-  const { connect } = await import("@nats-io/transport-node");
-  const { Kvm } = await import("@nats-io/kv");
-  return {
-    store,
-    read: async () => {
-      const nc = await connect({ servers: nats.url });
-      try {
-        const entry = await (await new Kvm(nc).open(config.planBucket)).get(HOST);
-        return entry?.value ?? null;
-      } finally {
-        await nc.close();
-      }
-    },
-  };
+  const planBucket = `plans-${++bucket}`;
+  const store = await createNatsStore(normalizeStoreConfig({ url: nats.url, planBucket }, []), { logger: silentLogger, attempts: 1 });
+  const plans = await openPlanBucket(nats.url, planBucket);
+  closers.push(() => store.close(), () => plans.close());
+  return { store, read: async () => (await plans.kv.get(HOST))?.value ?? null };
 });
 
 const consul = consulTestScope();

@@ -4,11 +4,11 @@ import type { KV } from "@nats-io/kv";
 import { STORE_DEFAULTS } from "../../shared/store-config.ts";
 
 /** The store's plan bucket as the tests see it, through plain nats.js (not fleetplan's store code). */
-export const openPlanBucket = async (natsUrl: string) => {
+export const openPlanBucket = async (natsUrl: string, bucket: string = STORE_DEFAULTS.planBucket) => {
   const nc = await connect({ servers: natsUrl });
   const kvm = new Kvm(nc);
   // Same settings as fleetplan's create-or-open, so whichever side comes first, both agree.
-  const kv: KV = await kvm.create(STORE_DEFAULTS.planBucket, { history: 5, replicas: 1 }).catch(() => kvm.open(STORE_DEFAULTS.planBucket));
+  const kv: KV = await kvm.create(bucket, { history: 5, replicas: 1 }).catch(() => kvm.open(bucket));
   return {
     kv,
     /** host → revision of its current envelope (null: never put). */
