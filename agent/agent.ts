@@ -4,6 +4,7 @@ import { EnvelopeError, FleetplanError } from "../shared/errors.ts";
 import { createLogger } from "../shared/log.ts";
 import type { Logger } from "../shared/log.ts";
 import { sodiumReady } from "../shared/sodium.ts";
+import { signStatusRecord } from "../shared/status.ts";
 import { describeStore } from "../shared/store-config.ts";
 import type { AgentStatus, PlanFeed } from "../shared/types.ts";
 import { VERSION } from "../shared/version.ts";
@@ -11,7 +12,7 @@ import { readBootTime } from "./boot-time.ts";
 import type { AgentConfig } from "./config.ts";
 import { createExecutor } from "./executor.ts";
 import type { Executor } from "./executor.ts";
-import { startMetricsServer } from "./http.ts";
+import { serveMetrics } from "./http.ts";
 import type { MetricsServer } from "./http.ts";
 import { openLedger } from "./ledger.ts";
 import type { Ledger, RunRow } from "./ledger.ts";
@@ -79,11 +80,12 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   const last = ledger.lastFinished();
   if (last) setLastRun(metrics, { success: last.state === "succeeded", finishedAt: last.finishedAt ?? 0, durationMs: last.durationMs ?? 0 });
 
-  const publisher = createStatusPublisher(async (s) => feed?.putStatus(s), log);
+  // Signed with the node identity: the coordinator believes only records this node's key signed.
+  const publisher = createStatusPublisher(async (s) => feed?.putStatus(config.hostname, signStatusRecord(s, nodeKeys.identity.privateKey)), log);
   const publish = (state: AgentStatus["state"], fields: Partial<AgentStatus> = {}) => {
     if (!feed) return;
     publisher.publish({
-      host: config.hostname, state, id: null, plan_hash: null, step: null, step_index: null, steps: null,
+      host: config.hostname, state, id: null, plan_hash: null, step_index: null, steps: null,
       since: now(), boot_time: bootTime, result: null,
       applied_id: applied?.id ?? null, applied_hash: applied?.planHash ?? null, applied_boot_time: applied?.bootTime ?? null,
       version: VERSION, ...fields,
@@ -130,13 +132,13 @@ export const createAgent = async (config: AgentConfig, deps: AgentDeps = {}): Pr
   let connected = false;
   let server: MetricsServer | null = null;
   if (config.metricsListen) {
-    server = await startMetricsServer(config.metricsListen, metrics.registry, () => {
+    server = await serveMetrics(config.metricsListen, metrics.registry, () => {
       try {
         return { ok: true, detail: { host: config.hostname, accepted_id: ledger.highWaterMark().id, running: runner.busy(), store_connected: connected } };
       } catch (error) {
         return { ok: false, detail: { host: config.hostname, error: (error as Error).message } };
       }
-    });
+    }, log);
   }
   publish(last?.state === "interrupted" ? "interrupted" : "idle", last ? { id: last.id, plan_hash: last.planHash, result: last.state } : {});
   void feed?.follow(config.hostname, {

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { parseDuration } from "../shared/duration.ts";
 import { FleetplanError } from "../shared/errors.ts";
+import { PRIVATE_FILE, PROTECTED_FILE, readFileChecked } from "../shared/files.ts";
 import type { LogLevel } from "../shared/log.ts";
 import { normalizeStoreConfig } from "../shared/store-config.ts";
 import type { StoreInput } from "../shared/store-config.ts";
@@ -87,6 +88,13 @@ export const ENV_VARS: Record<string, keyof AgentConfigInput> = {
 
 const KNOWN = new Set<string>([...Object.keys(DEFAULTS), "hostname", "store", "storeOptions", "nodeKey", "trust", "maxPlanBytes", "fileRoots"]);
 
+/** A password or token in the config (store options, or user:pass in the store URL). */
+const holdsSecret = (value: Record<string, unknown>): boolean => {
+  const options = (value.storeOptions ?? {}) as Record<string, unknown>;
+  const url = typeof value.store === "string" ? value.store : "";
+  return options.pass !== undefined || options.token !== undefined || /\/\/[^/@]*:[^/@]*@/.test(url);
+};
+
 /** Read the JSON config file; a missing default file is fine, a missing explicit one is not. */
 export const readConfigFile = (path: string | undefined, problems: string[]): AgentConfigInput => {
   const file = path ?? DEFAULT_CONFIG_PATH;
@@ -94,12 +102,20 @@ export const readConfigFile = (path: string | undefined, problems: string[]): Ag
     if (path) problems.push(`config: ${file} does not exist`);
     return {};
   }
+  // It decides what runs as root (state dir, trust file): checked like the trust file, and
+  // like a private key when it holds a store secret.
+  const { data, mode } = readFileChecked(file, "config", PROTECTED_FILE);
   try {
-    const value = JSON.parse(readFileSync(file, "utf8"));
+    const value = JSON.parse(data.toString("utf8"));
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not a JSON object");
     for (const key of Object.keys(value)) if (!KNOWN.has(key)) problems.push(`config ${file}: unknown setting ${JSON.stringify(key)}`);
+    if (mode & PRIVATE_FILE.forbidden && holdsSecret(value)) {
+      const shown = (mode & 0o777).toString(8).padStart(4, "0");
+      throw new FleetplanError("insecure_key_file", `config ${file} holds a store password or token and is readable by group or others (mode ${shown}); run: chmod 600 ${file}`);
+    }
     return value as AgentConfigInput;
   } catch (error) {
+    if (error instanceof FleetplanError) throw error;
     problems.push(`config ${file}: ${(error as Error).message}`);
     return {};
   }

@@ -66,7 +66,7 @@ const runPlan = async (plan: Plan, ctx: RunContext, opts: NormalizedExecutorOpti
     log = openRunLog(logFile, opts.logDir, opts.maxLogBytes);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    return { result: "failed", steps, durationMs: 0, failedStep: null, error: `cannot open run log ${logFile}: ${code}`, logFile };
+    return { result: "failed", steps, durationMs: 0, failedStep: null, error: `cannot open run log ${logFile}: ${code}`, reason: "log_unavailable", logFile };
   }
   let ending: Ending;
   try {

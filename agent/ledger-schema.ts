@@ -160,6 +160,8 @@ export const prepareStatements = (db: Database.Database) => ({
     VALUES (@id, @planHash, @signerIds, @target, @issued, @expires, @revision, @source, @result, @at, @bootTime)`),
   countEnvelope: db.prepare(`INSERT INTO envelope_counts (result, count) VALUES (?, 1)
     ON CONFLICT (result) DO UPDATE SET count = count + 1`),
+  addCounts: db.prepare(`INSERT INTO envelope_counts (result, count) VALUES (?, ?)
+    ON CONFLICT (result) DO UPDATE SET count = count + excluded.count`),
   insertRun: db.prepare(`INSERT INTO runs (envelope_seq, id, plan_hash, state, queued_at) VALUES (?, ?, ?, 'pending', ?)`),
   startRun: db.prepare(`UPDATE runs SET state = 'running', started_at = ? WHERE run_id = ? AND state = 'pending'`),
   otherPending: db.prepare(`SELECT run_id FROM runs WHERE state = 'pending' AND run_id != ? ORDER BY run_id`),

@@ -232,13 +232,36 @@ export const openLedger = (path: string, options: LedgerOptions = {}): Ledger =>
   const pruneTx = db.transaction((p: { cutoff: number; maxRows: number }): number =>
     q.pruneSteps.run(p).changes + q.pruneRuns.run(p).changes + q.pruneEnvelopes.run(p).changes);
 
+  // Rejections sent in bulk (garbage, replays) are counted in memory and written once a second
+  // in one transaction: a flood must not cost a synchronous disk flush per copy.
+  const pendingCounts = new Map<string, number>();
+  let countTimer: NodeJS.Timeout | null = null;
+  const addCountsTx = db.transaction((entries: [string, number][]) => {
+    for (const [reason, n] of entries) q.addCounts.run(reason, n);
+  });
+  const flushCounts = (): void => {
+    if (countTimer) clearTimeout(countTimer);
+    countTimer = null;
+    if (pendingCounts.size === 0 || !db.open) return;
+    const entries = [...pendingCounts];
+    pendingCounts.clear();
+    addCountsTx.immediate(entries);
+  };
+
   return guarded(path, {
     claim: (self: ProcessIdentity, at: number, isAlive: (o: ProcessIdentity) => boolean) => claimTx.immediate(self, at, isAlive),
     release: (self: ProcessIdentity) => {
       q.releaseOwner.run(self);
     },
     countRejected: (reason: string) => {
-      q.countEnvelope.run(reason);
+      pendingCounts.set(reason, (pendingCounts.get(reason) ?? 0) + 1);
+      countTimer ??= setTimeout(() => {
+        try {
+          flushCounts();
+        } catch {
+          // counts only: the next flush (or close) writes them
+        }
+      }, 1_000).unref();
     },
     highWaterMark,
     recordSeen: (e: SeenEnvelope & { reason: string }) => {
@@ -263,10 +286,14 @@ export const openLedger = (path: string, options: LedgerOptions = {}): Ledger =>
     lastFinished: () => one(q.lastFinished.get()),
     runs: (limit: number) => (q.runs.all(limit) as Row[]).map(withSteps),
     envelopes: (limit: number) => (q.envelopes.all(limit) as Row[]).map(toEnvelope),
-    counts: () => Object.fromEntries((q.counts.all() as Row[]).map((r) => [r.result as string, r.count as number])),
+    counts: () => {
+      flushCounts();
+      return Object.fromEntries((q.counts.all() as Row[]).map((r) => [r.result as string, r.count as number]));
+    },
     prune: (o: { maxAgeMs: number; maxRows: number; now: number }) =>
       pruneTx.immediate({ cutoff: o.now - o.maxAgeMs, maxRows: Math.max(0, Math.floor(o.maxRows)) }),
     close: () => {
+      flushCounts();
       if (db.open) db.close();
     },
   });

@@ -20,6 +20,12 @@ const LOG_EVERY_MS = 60_000;
  * reason, no more than its sender could write to the status bucket itself.
  */
 const STATUS_EVERY_MS = 200;
+/**
+ * A signed envelope seen again (a replay: stale, expired or the one already accepted) is only
+ * worth its first row and log line; copies are counted and throttled like garbage. This many
+ * distinct envelopes are remembered.
+ */
+const REPLAYS_REMEMBERED = 1_024;
 
 export interface RejectionDeps {
   ledger: Ledger;
@@ -33,8 +39,9 @@ export interface RejectionDeps {
 
 /**
  * Count, log and record one rejection, and change nothing else. Anyone who can write to the
- * store can send unsigned garbage at will, so for those the ledger only counts (no row), the
- * log line comes at most once a minute per reason and the status update 5 times a second.
+ * store can send unsigned garbage, or copies of an old signed envelope, at will, so for those
+ * the ledger only counts (no row), the log line comes at most once a minute per reason and the
+ * status update 5 times a second.
  */
 export const createRejectionReporter = (deps: RejectionDeps) => {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
@@ -57,25 +64,39 @@ export const createRejectionReporter = (deps: RejectionDeps) => {
     deps.log.warn("envelope_rejected", { ...fields, ...(seen?.suppressed && { suppressed_since_last: seen.suppressed }) });
   };
 
+  const replays = new Set<string>();
+  // True when this signed envelope was already rejected for this reason (oldest forgotten first).
+  const isReplay = (reason: string, id: number | undefined, planHash: string | null): boolean => {
+    const key = `${reason}:${id ?? ""}:${planHash ?? ""}`;
+    if (replays.has(key)) return true;
+    replays.add(key);
+    if (replays.size > REPLAYS_REMEMBERED) replays.delete(replays.values().next().value!);
+    return false;
+  };
+
   return (error: EnvelopeError, meta: { source: string; revision: number | null }, planHash: string | null = null): void => {
     deps.metrics.envelopes.inc({ result: error.reason });
     const fields = { reason: error.reason, id: error.id ?? null, revision: meta.revision, source: meta.source, message: error.message };
-    const unverified = UNVERIFIED.has(error.reason);
+    const verified = !UNVERIFIED.has(error.reason);
+    const throttled = !verified || isReplay(error.reason, error.id, planHash);
     try {
-      if (unverified) deps.ledger.countRejected(error.reason);
+      if (throttled) deps.ledger.countRejected(error.reason);
       else deps.ledger.recordSeen({ id: error.id ?? null, planHash, signerIds: [], target: null, issued: null, expires: null, revision: meta.revision, source: meta.source, at: deps.now(), bootTime: deps.bootTime, reason: error.reason });
     } catch (e) {
       deps.log.error("ledger_write_failed", { error: (e as Error).message });
     }
     if (error.reason === "duplicate") {
-      deps.log.info("envelope_duplicate", fields);
+      if (!throttled) deps.log.info("envelope_duplicate", fields);
       return;
     }
-    if (unverified) logOnce(error.reason, fields);
-    else deps.log.warn("envelope_rejected", fields);
+    if (throttled) logOnce(error.reason, fields);
+    else {
+      deps.log.warn("envelope_rejected", fields);
+      lastLogged.set(error.reason, { at: deps.now(), suppressed: 0 });
+    }
     // A rejection never hides a run in progress, and an unverified id is never published as ours.
-    if (!deps.running() && (!unverified || publishDue(error.reason))) {
-      deps.publish("rejected", { id: unverified ? null : error.id ?? null, plan_hash: unverified ? null : planHash, result: error.reason });
+    if (!deps.running() && (!throttled || publishDue(error.reason))) {
+      deps.publish("rejected", { id: verified ? error.id ?? null : null, plan_hash: verified ? planHash : null, result: error.reason });
     }
   };
 };

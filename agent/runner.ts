@@ -44,17 +44,8 @@ export const createRunner = (deps: RunnerDeps) => {
     const base = { id: header.id, plan_hash: header.plan_hash, steps: plan.steps.length };
     log.info("run_started", { id: header.id, plan_hash: header.plan_hash, run_id: runId, steps: plan.steps.length });
     metrics.running.set(1);
-    deps.publish("running", { ...base, step_index: 0, step: plan.steps[0]?.name ?? null });
-    const outcome = await deps.executor.run(plan, {
-      id: header.id, planHash: header.plan_hash, runId, signal: deps.signal,
-      onStep: (e) => {
-        if (e.phase === "start") deps.publish("running", { ...base, step: e.name, step_index: e.index });
-        else if (e.result) {
-          metrics.stepDuration.observe(e.result.durationMs / 1000);
-          ledger.recordStep(runId, e.result);
-        }
-      },
-    });
+    deps.publish("running", { ...base, step_index: 0 });
+    const outcome = await executeSafely(runId, entry);
     const finishedAt = now();
     try {
       ledger.finishRun(runId, { state: outcome.result, at: finishedAt, durationMs: outcome.durationMs, bootTime: deps.bootTime, failedStep: outcome.failedStep, error: outcome.error });
@@ -71,11 +62,33 @@ export const createRunner = (deps: RunnerDeps) => {
     }
     const failed = outcome.steps.find((s) => s.exitCode !== 0);
     log[outcome.result === "succeeded" ? "info" : "warn"]("run_finished", {
-      id: header.id, run_id: runId, result: outcome.result, duration_ms: outcome.durationMs, failed_step: outcome.failedStep,
-      exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, error: outcome.error, log_file: outcome.logFile,
+      id: header.id, run_id: runId, result: outcome.result, reason: outcome.reason ?? null, duration_ms: outcome.durationMs,
+      failed_step: outcome.failedStep, exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, error: outcome.error,
+      log_file: outcome.logFile,
     });
-    deps.publish(outcome.result, { ...base, result: outcome.result, step: outcome.failedStep, step_index: failed?.index ?? null });
+    deps.publish(outcome.result, { ...base, result: outcome.reason ?? outcome.result, step_index: failed?.index ?? null });
     return outcome;
+  };
+
+  // Whatever the executor throws (no descriptors left, a callback that failed), the accepted id
+  // still ends in a recorded outcome with its reason, never in limbo.
+  const executeSafely = async (runId: number, entry: Entry): Promise<RunOutcome> => {
+    const { header, plan } = entry.opened;
+    const base = { id: header.id, plan_hash: header.plan_hash, steps: plan.steps.length };
+    try {
+      return await deps.executor.run(plan, {
+      id: header.id, planHash: header.plan_hash, runId, signal: deps.signal,
+      onStep: (e) => {
+        if (e.phase === "start") deps.publish("running", { ...base, step_index: e.index });
+        else if (e.result) {
+          metrics.stepDuration.observe(e.result.durationMs / 1000);
+          ledger.recordStep(runId, e.result);
+        }
+      },
+      });
+    } catch (error) {
+      return { ...failedOutcome(`the executor failed: ${(error as Error).message}`), reason: "executor_error" };
+    }
   };
 
   // The ledger could not record the start (disk full, locked): nothing was executed.

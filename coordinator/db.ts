@@ -9,7 +9,10 @@ import { nextProvisioningId } from "./ids.ts";
 // state (last id delivered per target) and an append-only log of pushes and their per-target
 // outcomes. One SQLite file, WAL, fsync'd.
 
-/** One inventory entry. `nodeKey` is the normalised public key line (`fleetplan-node-x25519 <b64> <keyid>`). */
+/**
+ * One inventory entry. `nodeKey` is the normalised public key line: `fleetplan-node <b64> <keyid>` (X25519 ‖ Ed25519
+ * identity), or the old `fleetplan-node-x25519 <b64> <keyid>` of a host whose status records can never be evidence.
+ */
 export interface ServerRow {
   host: string;
   nodeKey: string;

@@ -20,12 +20,16 @@ export const decideTarget = (planHash: string, expected: Expected | undefined, c
  * Why a host's current envelope in the store must not be replaced by our id, or null. Only an
  * envelope that verifies against our own admin keys counts: garbage or a foreign value in the
  * store must not be able to block pushes. An equal id counts too: an agent never takes one id
- * twice, so another coordinator's plan under it would be lost either way.
+ * twice, so another coordinator's plan under it would be lost either way. Only an envelope for
+ * this very host counts.
  */
-export const keepNewer = (current: Uint8Array, id: number, trust: TrustSet): string | null => {
+export const keepNewer = (current: Uint8Array, target: { host: string; id: number }, trust: TrustSet): string | null => {
+  const { host, id } = target;
   try {
     const parts = parseEnvelope(current);
     verifySignatures(parts, trust);
+    // Our envelope for another host, copied here, is no reason to keep anything: the agent refuses it.
+    if (parts.header.target !== host) return null;
     return parts.header.id >= id ? `the store already holds id ${parts.header.id} (not older than ${id}), signed by our admin key: another coordinator pushed since` : null;
   } catch {
     return null;

@@ -1,8 +1,8 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { dirname, extname, isAbsolute, resolve } from "node:path";
 import { FleetplanError } from "../shared/errors.ts";
-import { loadNodePublicKey } from "../shared/key-files.ts";
-import { formatKey, KeyType } from "../shared/keys.ts";
+import { isNodePublicText, loadNodePublicKey } from "../shared/key-files.ts";
+import { formatNodePublicKey } from "../shared/keys.ts";
 import { isValidHostname } from "../shared/wire.ts";
 import type { ServerRow } from "./db.ts";
 
@@ -70,10 +70,10 @@ const checkSsh: Check<string> = (raw) => {
 
 const checkGroup: Check<string> = (raw) => (GROUP.test(raw) ? raw : fail(`${JSON.stringify(raw)} must match [A-Za-z0-9_.-]{1,64}`));
 
+/** Either public line form is kept as given: the old X25519-only form has no identity key (see noIdentityWarning). */
 const checkNodeKey = (baseDir: string): Check<{ nodeKey: string; nodeKeyId: string }> => (raw) => {
-  const isText = raw.trim().startsWith(KeyType.NodePublic);
-  const ref = loadNodePublicKey(isText || isAbsolute(raw) ? raw : resolve(baseDir, raw));
-  return { nodeKey: formatKey(KeyType.NodePublic, ref.publicKey), nodeKeyId: ref.keyId };
+  const ref = loadNodePublicKey(isNodePublicText(raw) || isAbsolute(raw) ? raw : resolve(baseDir, raw));
+  return { nodeKey: formatNodePublicKey(ref), nodeKeyId: ref.keyId };
 };
 
 const checkBootstrapped = (value: unknown): boolean => {

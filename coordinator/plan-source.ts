@@ -1,16 +1,15 @@
 import { existsSync, readdirSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { FleetplanError } from "../shared/errors.ts";
-import { readTextFile } from "../shared/files.ts";
-import { blake2bHex } from "../shared/keys.ts";
+import { readFileChecked } from "../shared/files.ts";
 import { normalizePlan, planBytes, planFromScript, planProblems } from "../shared/plan.ts";
 import type { Plan } from "../shared/types.ts";
+import { DEFAULT_LIMITS } from "../shared/wire.ts";
 
-/** A plan ready to seal: its canonical bytes and their hash. */
+/** A validated plan, normalised; each host gets it salted (plan-salt.ts). */
 export interface LoadedPlan {
   source: string;
-  bytes: Uint8Array;
-  hash: string;
+  plan: Plan;
 }
 
 /** What a plan file is, by its extension (any case): anything else is refused, never run as a script. */
@@ -21,10 +20,27 @@ const planKind = (path: string): "json" | "script" => {
   throw new FleetplanError("invalid_argument", `${path}: a plan file must end in .json (a plan document) or .sh (a script)`);
 };
 
-/** Read a `.json` plan document or a `.sh` script (a one-step plan); every problem is named. */
+// What a private key file holds: a plan carrying one would hand the key to the target's root.
+const PRIVATE_KEY_MARKERS = ["fleetplan-admin-ed25519-private", "fleetplan-node-x25519-private", "PRIVATE KEY-----", "-----BEGIN NATS USER NKEY SEED"];
+
+/** Refuse a plan whose text or file contents carry private key material (a mistake, or a planted link). */
+const refuseKeyMaterial = (path: string, text: string, plan: Plan): void => {
+  const decoded = plan.files.map((f) => Buffer.from(f.content, "base64").toString("latin1"));
+  const marker = PRIVATE_KEY_MARKERS.find((m) => text.includes(m) || decoded.some((d) => d.includes(m)));
+  if (marker !== undefined) {
+    throw new FleetplanError("invalid_argument", `${path}: the plan contains private key material (${JSON.stringify(marker)}); private keys never go into plans`);
+  }
+};
+
+/**
+ * Read a `.json` plan document or a `.sh` script (a one-step plan); every problem is named.
+ * Only a regular file is read (a symlink is refused: what gets signed must be what was
+ * reviewed), at most the agents' plan size limit.
+ */
 export const loadPlanFile = (path: string): LoadedPlan => {
   const kind = planKind(path);
-  const text = readTextFile(path, "plan");
+  const rules = { forbidden: 0, problem: "", fix: "", maxBytes: DEFAULT_LIMITS.maxPlanBytes, guarded: false };
+  const text = readFileChecked(path, "plan", rules).data.toString("utf8");
   let plan: Plan;
   if (kind === "json") {
     let value: unknown;
@@ -39,8 +55,13 @@ export const loadPlanFile = (path: string): LoadedPlan => {
   } else {
     plan = planFromScript(text, basename(path));
   }
-  const bytes = planBytes(plan);
-  return { source: path, bytes, hash: blake2bHex(bytes) };
+  refuseKeyMaterial(path, text, plan);
+  // The salt (64 hex digits and its field) adds under 100 bytes.
+  const size = planBytes(plan).length + 100;
+  if (size > DEFAULT_LIMITS.maxPlanBytes) {
+    throw new FleetplanError("too_large", `${path}: the plan is ${size} bytes as sent, over the agents' limit of ${DEFAULT_LIMITS.maxPlanBytes}`);
+  }
+  return { source: path, plan: normalizePlan(plan) };
 };
 
 /** `--plans DIR`: HOST.json or HOST.sh (extension in any case) per server; a host with more than one is ambiguous. */

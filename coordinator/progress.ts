@@ -17,6 +17,7 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
   const states = new Map<string, string>();
   const pushed = new Map<string, number>();
   let lastDraw = 0;
+  let refused = 0;
   const draw = (force = false) => {
     if (!tty || (!force && Date.now() - lastDraw < 100)) return;
     lastDraw = Date.now();
@@ -25,7 +26,7 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
     const done = ["succeeded", "failed", "rejected", "interrupted", "timeout", "wait_interrupted", "put_failed", "ssh_failed", "superseded", "skipped"]
       .reduce((n, k) => n + (counts.get(k) ?? 0), 0);
     const filled = total === 0 ? BAR : Math.round((done / total) * BAR);
-    const parts = [...counts].map(([k, v]) => `${k} ${v}`).join(" · ");
+    const parts = [...counts, ...(refused > 0 ? [["refused records", refused] as const] : [])].map(([k, v]) => `${k} ${v}`).join(" · ");
     io.stderr(`\r\x1b[2K[${"#".repeat(filled)}${".".repeat(BAR - filled)}] ${done}/${total}  ${parts}  ${((Date.now() - started) / 1000).toFixed(1)}s`);
   };
   return {
@@ -35,7 +36,13 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
         if (e.id !== null) pushed.set(e.host, e.id);
       } else if (e.event === "status") {
         // A status about an earlier id means the agent has not picked the new one up yet.
-        states.set(e.host, e.id === pushed.get(e.host) ? e.state : "waiting");
+        const step = e.state === "running" && e.step_index !== null && e.steps !== null ? ` step ${e.step_index + 1}/${e.steps}` : "";
+        states.set(e.host, e.id === pushed.get(e.host) ? `${e.state}${step}` : "waiting");
+      } else if (e.event === "status_refused") {
+        // Never progress, never an outcome: said once per record so a forgery attempt is seen.
+        refused++;
+        const claims = e.claimed_host && e.claimed_host !== e.host ? `, claims ${e.claimed_host}` : "";
+        if (!tty) io.stderr(`${e.host}: status record refused (${e.reason}${claims})\n`);
       } else states.set(e.host, e.outcome);
       if (!tty && (e.event === "final" || e.event === "put_failed" || e.event === "delivered")) {
         io.stderr(`${e.host}: ${e.outcome}${e.id ? ` id ${e.id}` : ""}${outcomeDetail(e)}\n`);

@@ -7,6 +7,8 @@ import { loadNodePublicKey } from "../shared/key-files.ts";
 import type { CoordinatorDb, ServerRow } from "./db.ts";
 import { decideTarget, keepNewer } from "./decide.ts";
 import type { LoadedPlan } from "./plan-source.ts";
+import { bindPlan, planSaltKey } from "./plan-salt.ts";
+import { createStatusVerifier } from "./status-evidence.ts";
 import { waitForOutcomes } from "./wait.ts";
 
 export interface PushRequest {
@@ -42,7 +44,9 @@ export interface TargetResult {
 export type PushEvent =
   | ({ event: "plan" } & Pick<TargetResult, "host" | "action" | "decision" | "id" | "plan_hash" | "via">)
   | ({ event: "put" | "put_failed" | "delivered" } & Pick<TargetResult, "host" | "id" | "outcome" | "reason" | "message"> & { revision?: number })
-  | { event: "status"; host: string; state: string; id: number | null; step: string | null; step_index: number | null; steps: number | null }
+  | { event: "status"; host: string; state: string; id: number | null; step_index: number | null; steps: number | null }
+  /** A status record about a pushed host that is not evidence (status-evidence.ts): reported, never believed. */
+  | { event: "status_refused"; host: string; claimed_host: string | null; reason: string }
   | ({ event: "final" } & Pick<TargetResult, "host" | "id" | "outcome" | "reason" | "message">);
 
 export interface PushDeps {
@@ -67,6 +71,8 @@ export interface PushSummary {
   ok: boolean;
   dry_run: boolean;
   counts: Record<string, number>;
+  /** Status records refused while waiting, by reason (forged, unsigned, another node's, replayed). */
+  status_refused: Record<string, number>;
   targets: TargetResult[];
 }
 
@@ -99,8 +105,11 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
-  const results = req.targets.map((server): TargetResult => {
-    const plan = req.plans.get(server.host)!;
+  // Each host's own plaintext (salted: plan-salt.ts) and the hash it will report once applied.
+  const saltKey = planSaltKey(deps.signers[0]!);
+  const bound = req.targets.map((server) => bindPlan(req.plans.get(server.host)!.plan, saltKey, server.host));
+  const results = req.targets.map((server, i): TargetResult => {
+    const plan = bound[i]!;
     const decision = decideTarget(plan.hash, expected.get(server.host), converged.has(server.host), req.force);
     const via = req.viaSsh || !server.bootstrapped ? "ssh" : "store";
     const skip = decision.action === "skip";
@@ -117,7 +126,7 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
     } else {
       // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
       const sentAt = deps.now().getTime();
-      const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, r.id!, trust));
+      const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, { host: server.host, id: r.id! }, trust));
       putAt.set(r.host, sentAt);
       db.setExpected(r.host, r.id!, r.plan_hash, sentAt);
       r.outcome = "pushed";
@@ -134,7 +143,7 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
     try {
       r.id = req.dryRun ? db.peekNextId(server.host, deps.now()) : db.issueId(server.host, deps.now());
       emitPlan(r);
-      const envelope = sealEnvelope(req.plans.get(server.host)!.bytes, {
+      const envelope = sealEnvelope(bound[i]!.bytes, {
         id: r.id, target: server.host, nodePublicKey: loadNodePublicKey(server.nodeKey).publicKey,
         signers: deps.signers, expires: deps.now().getTime() + req.expiresInMs, issued: deps.now().getTime(),
       });
@@ -152,12 +161,16 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
   });
 
   const inFlight = results.filter((r) => r.outcome === "pushed");
+  let refused: Record<string, number> = {};
   if (req.wait && inFlight.length > 0) {
     const interrupt = req.waitInterrupt?.();
-    const outcomes = await waitForOutcomes(await deps.store(), new Map(inFlight.map((r) => [r.host, { id: r.id!, putAt: putAt.get(r.host)! }])), req.waitTimeoutMs, deps.emit, {
+    const pushed = new Map(inFlight.map((r) => [r.host, { id: r.id!, putAt: putAt.get(r.host)! }]));
+    const verify = createStatusVerifier(db.servers());
+    const { outcomes, refused: seen } = await waitForOutcomes(await deps.store(), pushed, verify, req.waitTimeoutMs, deps.emit, {
       ...(interrupt && { signal: interrupt }),
       ...(deps.logger && { onRetry: (error: unknown, delayMs: number) => deps.logger!.warn("status_watch_retry", { error: error === null ? "watch ended" : (error as Error).message, retry_ms: delayMs }) }),
     });
+    refused = seen;
     for (const r of inFlight) {
       const outcome = outcomes.get(r.host);
       Object.assign(r, outcome ? { ...outcome, message: null } : unfinished(interrupt?.aborted === true, r.id!));
@@ -167,7 +180,9 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
   }
 
   const good = new Set(req.dryRun ? ["would_push", "skipped"] : req.wait ? ["succeeded", "skipped"] : ["pushed", "succeeded", "skipped"]);
-  const summary: PushSummary = { push_id: pushId, ok: results.every((r) => good.has(r.outcome)), dry_run: req.dryRun, counts: countBy(results), targets: results };
-  if (pushId !== null) db.finishPush(pushId, deps.now().getTime(), { ok: summary.ok, counts: summary.counts });
+  const summary: PushSummary = {
+    push_id: pushId, ok: results.every((r) => good.has(r.outcome)), dry_run: req.dryRun, counts: countBy(results), status_refused: refused, targets: results,
+  };
+  if (pushId !== null) db.finishPush(pushId, deps.now().getTime(), { ok: summary.ok, counts: summary.counts, status_refused: refused });
   return summary;
 };

@@ -2,7 +2,8 @@ import type { AgentStatus } from "../shared/types.ts";
 import type { Reported } from "./metrics-parse.ts";
 
 // Convergence verdicts, pure: what this coordinator issued last (expected) against what the
-// agent reports (metrics) and, when known, its live status from the store. Convergence is only
+// agent reports (metrics) and, when known, its live status from the store (only a record verified
+// against the host's identity key: coordinator/status-evidence.ts). Convergence is only
 // ever claimed from fresh metrics; the status can prove a failure, never a success, because a
 // status record stays in the store unchanged after its agent dies.
 
@@ -27,6 +28,9 @@ export interface ExpectedState {
 }
 
 const short = (hash: string | null) => (hash === null ? "none" : hash.slice(0, 12));
+/** `step 2/5` (1-based) from a status; status records carry no step names. */
+const stepOf = (status: AgentStatus, lead: string) =>
+  status.step_index === null ? "" : `${lead} step ${status.step_index + 1}/${status.steps ?? "?"}`;
 
 /** A terminal failure of the expected id that the agent published: it will never retry on its own. */
 const statusFailure = (expected: ExpectedState, status: AgentStatus | null): VerdictResult | null => {
@@ -35,7 +39,7 @@ const statusFailure = (expected: ExpectedState, status: AgentStatus | null): Ver
     return { verdict: Verdict.Failed, reason: `agent rejected id ${expected.id}: ${status.result ?? "no reason given"}` };
   }
   if (status.state === "failed" || status.state === "interrupted") {
-    const step = status.step === null ? "" : ` at step ${JSON.stringify(status.step)}`;
+    const step = stepOf(status, " at");
     return { verdict: Verdict.Failed, reason: `run of id ${expected.id} ${status.state}${step}` };
   }
   return null;
@@ -54,7 +58,7 @@ const notConverged = (expected: ExpectedState, r: Reported, status: AgentStatus 
     return { verdict: Verdict.Unknown, reason: `agent applied id ${expected.id} with hash ${short(r.planHash)}, expected ${short(expected.planHash)}` };
   }
   if (r.running || (status?.state === "running" && status.id === expected.id)) {
-    const step = status?.state === "running" && status.step !== null ? `: step ${status.step_index ?? "?"}/${status.steps ?? "?"} ${JSON.stringify(status.step)}` : "";
+    const step = status?.state === "running" ? stepOf(status, ":") : "";
     return { verdict: Verdict.Pending, reason: `running id ${r.acceptedId ?? expected.id}${step}` };
   }
   if (r.acceptedId === expected.id) return { verdict: Verdict.Pending, reason: `id ${expected.id} accepted, run not finished` };

@@ -88,11 +88,11 @@ export const resolveTuning = (tuning: ConsulTuning = {}): ResolvedTuning => {
 };
 
 /** node:https agent options for the store: TLS files are read through `read`, naming a file that fails. */
-export const consulAgentOptions = (tls: TlsOptions | undefined, read: (path: string) => Buffer) => {
+export const consulAgentOptions = (tls: TlsOptions | undefined, read: (path: string) => Buffer, readKey = read) => {
   const load = (what: string, path: string | undefined) => {
     if (path === undefined) return {};
     try {
-      return { [what]: read(path) };
+      return { [what]: (what === "key" ? readKey : read)(path) };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new FleetplanError("invalid_config", `consul tls ${what}: cannot read ${path}: ${code}`);

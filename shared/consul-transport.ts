@@ -10,6 +10,8 @@ export interface ConsulIo {
   http: typeof NodeHttp;
   https: typeof NodeHttps;
   readFile: (path: string) => Buffer;
+  /** Reads the TLS private key, refusing one others may read (default: readFile). */
+  readPrivateFile?: (path: string) => Buffer;
 }
 
 /** Cap on one reply when the caller reads whole prefixes (?recurse): the coordinator's status reads. */
@@ -36,7 +38,7 @@ export const consulTransport = (
   maxReplyBytes = CONSUL_MAX_REPLY_BYTES,
 ): { send: ConsulSend; destroy: () => void } => {
   const tls = config.servers[0]?.startsWith("https:") ?? false;
-  const agent = tls ? new io.https.Agent(consulAgentOptions(config.tls, io.readFile)) : new io.http.Agent({ keepAlive: true });
+  const agent = tls ? new io.https.Agent(consulAgentOptions(config.tls, io.readFile, io.readPrivateFile)) : new io.http.Agent({ keepAlive: true });
   const send: ConsulSend = (request, signal) =>
     new Promise((resolve, reject) => {
       const call = (request.url.startsWith("https:") ? io.https.request : io.http.request) as typeof NodeHttp.request;

@@ -1,6 +1,7 @@
 import { canonicalBytes } from "./canonical-json.ts";
 import { compressPlan, decompressPlan } from "./codec.ts";
 import { EnvelopeError } from "./errors.ts";
+import { maxIdAt } from "./ids.ts";
 import { blake2bHex, keyIdOf } from "./keys.ts";
 import { planBytes, planProblems } from "./plan.ts";
 import { reusableBuffer } from "./scratch.ts";
@@ -88,6 +89,9 @@ const checkTarget = (header: EnvelopeHeader, hostname: string, recipient: string
 const checkTime = (header: EnvelopeHeader, now: number, skewMs: number): void => {
   if (header.expires <= now) throw new EnvelopeError("expired", `envelope expired at ${new Date(header.expires).toISOString()}`, header.id);
   if (header.issued > now + skewMs) throw new EnvelopeError("from_future", `envelope issued at ${new Date(header.issued).toISOString()}, beyond the allowed clock skew`, header.id);
+  // An id may not run ahead of its own issue time: a stolen key cannot fast-forward a host.
+  const maxId = maxIdAt(header.issued, skewMs);
+  if (header.id > maxId) throw new EnvelopeError("from_future", `id ${header.id} runs ahead of its issue time (at most ${maxId})`, header.id);
 };
 
 /**

@@ -30,6 +30,10 @@ export const OpReason = {
   StoreUnavailable: "store_unavailable",
   StoreTimeout: "store_timeout",
   StoreRejected: "store_rejected",
+  /** NATS: a bucket does not exist (agents wait; `fleetplan store init` creates it). */
+  StoreBucketMissing: "store_bucket_missing",
+  /** NATS: a bucket lacks the layout agents need (republish, direct get); `fleetplan store init` updates it. */
+  StoreLayoutOutdated: "store_layout_outdated",
   ValueTooLarge: "value_too_large",
   SshFailed: "ssh_failed",
   AgentMissing: "agent_missing",

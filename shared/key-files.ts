@@ -3,9 +3,11 @@ import { dirname, join } from "node:path";
 import { FleetplanError } from "./errors.ts";
 import { readPrivateFile, readProtectedFile, readTextFile, writeFileAtomic } from "./files.ts";
 import {
-  adminKeyFromPrivate, formatKey, generateAdminKey, generateNodeKey, keyIdOf, KeyType, nodeKeyFromPrivate, parseKey, parseTrust,
+  adminKeyFromPrivate, formatKey, formatNodePublic, generateAdminKey, generateNodeKey, KeyType, nodeKeyFromPrivate, parseKey, parseNodePublic,
+  parseTrust,
 } from "./keys.ts";
-import type { AdminKeyPair, NodeKeyPair, PublicKeyRef, TrustSet } from "./types.ts";
+import type { NodePublicKey } from "./keys.ts";
+import type { AdminKeyPair, NodeKeyPair, TrustSet } from "./types.ts";
 
 
 export const loadAdminKey = (path: string): AdminKeyPair =>
@@ -14,11 +16,14 @@ export const loadAdminKey = (path: string): AdminKeyPair =>
 export const loadNodeKey = (path: string): NodeKeyPair =>
   nodeKeyFromPrivate(parseKey(readPrivateFile(path, "node key"), KeyType.NodePrivate, path));
 
-/** Parse a node public key given as a file path or as the key text itself. */
-export const loadNodePublicKey = (pathOrText: string): PublicKeyRef => {
-  const text = pathOrText.trim().startsWith(KeyType.NodePublic) ? pathOrText : readTextFile(pathOrText, "node public key");
-  const publicKey = parseKey(text, KeyType.NodePublic, pathOrText.startsWith(KeyType.NodePublic) ? "node key" : pathOrText);
-  return { keyId: keyIdOf(publicKey), publicKey };
+/** Is this the text of a node public key line (either form) rather than a path to one? */
+export const isNodePublicText = (pathOrText: string): boolean => /^fleetplan-node[a-z0-9-]*\s/.test(pathOrText.trim());
+
+/** Parse a node public key (new `fleetplan-node` or old X25519-only form) given as a file path or as the key text itself. */
+export const loadNodePublicKey = (pathOrText: string): NodePublicKey => {
+  const isText = isNodePublicText(pathOrText);
+  const text = isText ? pathOrText : readTextFile(pathOrText, "node public key");
+  return parseNodePublic(text, isText ? "node key" : pathOrText);
 };
 
 export const loadTrust = (path: string): TrustSet => parseTrust(readProtectedFile(path, "trust file"), path);
@@ -40,10 +45,11 @@ export const writeNewKeyAt = (privatePath: string, kind: "admin" | "node"): Writ
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const publicPath = publicKeyPath(privatePath);
   if (existsSync(privatePath)) throw new FleetplanError("conflict", `${privatePath} already exists; refusing to overwrite a key`);
-  const pair = kind === "admin" ? generateAdminKey() : generateNodeKey();
-  const [priv, pub] = kind === "admin" ? [KeyType.AdminPrivate, KeyType.AdminPublic] : [KeyType.NodePrivate, KeyType.NodePublic];
-  const publicText = formatKey(pub, pair.publicKey);
-  writeFileAtomic(privatePath, `${formatKey(priv, pair.privateKey)}\n`, 0o600);
+  const node = kind === "node" ? generateNodeKey() : null;
+  const pair = node ?? generateAdminKey();
+  // A node's public line carries its identity key too (formatNodePublic): status records are verified with it.
+  const publicText = node ? formatNodePublic(node.publicKey, node.identity.publicKey) : formatKey(KeyType.AdminPublic, pair.publicKey);
+  writeFileAtomic(privatePath, `${formatKey(node ? KeyType.NodePrivate : KeyType.AdminPrivate, pair.privateKey)}\n`, 0o600);
   writeFileAtomic(publicPath, `${publicText}\n`, 0o644);
   return { keyId: pair.keyId, privatePath, publicPath, publicText };
 };

@@ -40,7 +40,8 @@ const OCTAL_MODE = /^0?[0-7]{3,4}$/;
 /** A "/" followed by nothing, ".", or ".." and then "/" or the end: an empty, . or .. segment. */
 const NOT_NORMAL = /\/(?:\.{1,2})?(?:\/|$)/;
 
-const PLAN_FIELDS = ["kind", "v", "id", "target", "files", "steps"];
+const PLAN_FIELDS = ["kind", "v", "salt", "id", "target", "files", "steps"];
+const SALT = /^[0-9a-f]{64}$/;
 const FILE_FIELDS = ["path", "mode", "owner", "group", "content"];
 const STEP_FIELDS = ["name", "run", "timeout_s", "env"];
 
@@ -132,7 +133,9 @@ export const planProblems = (value: unknown): string[] => {
   const problems: string[] = [];
   checkKeys(value, PLAN_FIELDS, "plan", problems);
   if (value.kind !== "fleetplan/plan") problems.push(`plan.kind: must be "fleetplan/plan"`);
-  if (value.v !== 1) problems.push("plan.v: must be 1");
+  if (value.v !== 1 && value.v !== 2) problems.push("plan.v: must be 1 or 2");
+  if (value.v === 2 && !(typeof value.salt === "string" && SALT.test(value.salt))) problems.push("plan.salt: version 2 needs 64 lowercase hex digits");
+  if (value.v === 1 && value.salt !== undefined) problems.push("plan.salt: only in version 2");
   if (value.id !== undefined && !(Number.isSafeInteger(value.id) && (value.id as number) > 0)) problems.push("plan.id: must be a positive safe integer");
   if (value.target !== undefined && typeof value.target !== "string") problems.push("plan.target: must be a string");
   checkList(value.files, "files", PLAN_LIMITS.files, checkFile, problems);
@@ -148,7 +151,8 @@ export const planProblems = (value: unknown): string[] => {
 /** Normalise a validated plan: modes as numbers, only known fields, in canonical order. */
 export const normalizePlan = (value: Plan): Plan => ({
   kind: "fleetplan/plan",
-  v: 1,
+  v: value.v,
+  ...(value.salt !== undefined && { salt: value.salt }),
   ...(value.id !== undefined && { id: value.id }),
   ...(value.target !== undefined && { target: value.target }),
   files: value.files.map((f): PlanFile => ({
@@ -176,3 +180,6 @@ export const planFromScript = (script: string, name = "script"): Plan => ({
 
 /** The exact plaintext bytes that are compressed, encrypted and hashed. */
 export const planBytes = (plan: Plan): Uint8Array => canonicalBytes(normalizePlan(plan));
+
+/** The version-2 plan a host receives: the same content with that host's salt. */
+export const saltPlan = (plan: Plan, salt: string): Plan => ({ ...plan, v: 2, salt });

@@ -5,6 +5,7 @@ export const STORE_DEFAULTS = {
   statusBucket: "fleetplan-status",
   replicas: 1,
   timeoutMs: 5_000,
+  notifyPrefix: "fleetplan.notify",
 } as const;
 
 /** Consul KV prefixes (PROTOCOL.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
@@ -19,6 +20,7 @@ export type StoreInput = Partial<Omit<StoreConfig, "kind" | "servers">> & { url?
 const NATS_SCHEMES = new Set(["nats:", "tls:", "ws:", "wss:"]);
 const CONSUL_SCHEMES: Record<string, string> = { "consul:": "http:", "consul+http:": "http:", "consul+https:": "https:" };
 const BUCKET = /^[A-Za-z0-9_-]{1,64}$/;
+const SUBJECT_PREFIX = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,7}$/;
 
 /**
  * Normalise a store selection; every problem is appended to `problems` (naming the option
@@ -62,9 +64,15 @@ export const normalizeStoreConfig = (input: StoreInput, problems: string[], env:
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) problems.push(`store replicas: ${replicas} must be 1-5`);
   const timeoutMs = input.timeoutMs ?? STORE_DEFAULTS.timeoutMs;
   if (!(timeoutMs > 0)) problems.push(`store timeout: ${timeoutMs} must be positive`);
+  const notifyPrefix = input.notifyPrefix ?? STORE_DEFAULTS.notifyPrefix;
+  if (!SUBJECT_PREFIX.test(notifyPrefix)) problems.push(`notify prefix: ${JSON.stringify(notifyPrefix)} must be dot-separated tokens of A-Z a-z 0-9 _ - (no wildcards)`);
+  if (input.inboxPrefix !== undefined && !SUBJECT_PREFIX.test(input.inboxPrefix.replaceAll("~", "_"))) {
+    problems.push(`inbox prefix: ${JSON.stringify(input.inboxPrefix)} must be dot-separated tokens of A-Z a-z 0-9 _ - ~ (no wildcards)`);
+  }
   const token = input.token ?? (kind === "consul" ? env.CONSUL_HTTP_TOKEN : env.NATS_TOKEN) ?? undefined;
   return {
-    kind, servers, planBucket, statusBucket, replicas, timeoutMs,
+    kind, servers, planBucket, statusBucket, replicas, timeoutMs, notifyPrefix,
+    ...(input.inboxPrefix !== undefined && { inboxPrefix: input.inboxPrefix }),
     ...(user !== undefined && { user }),
     ...(pass !== undefined && { pass }),
     ...(token !== undefined && token !== "" && { token }),

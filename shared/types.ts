@@ -23,10 +23,14 @@ export interface PlanStep {
  * The plaintext plan. `id` and `target` are optional: when present they must match the
  * envelope header. The coordinator leaves them out so that `plan_hash` names the content
  * alone and an unchanged plan can be recognised as converged across provisioning ids.
+ * Version 2 adds `salt`: a per-host secret of the coordinator's, so that the plan hash a
+ * store reader sees confirms no guess of the content.
  */
 export interface Plan {
   kind: "fleetplan/plan";
-  v: 1;
+  v: 1 | 2;
+  /** v2 only: 64 hex digits, the same for every plan of one host (see coordinator/plan-salt.ts). */
+  salt?: string;
   id?: number;
   target?: string;
   files: PlanFile[];
@@ -71,6 +75,8 @@ export interface NodeKeyPair {
   keyId: string;
   publicKey: Uint8Array;
   privateKey: Uint8Array;
+  /** Ed25519 pair derived from the X25519 private key (nodeIdentityFromPrivate): signs status records. */
+  identity: { publicKey: Uint8Array; privateKey: Uint8Array };
 }
 
 export interface PublicKeyRef {
@@ -141,7 +147,7 @@ export interface AgentStatus {
   /** Provisioning id the state refers to (for `rejected`: the rejected envelope's id). */
   id: number | null;
   plan_hash: string | null;
-  step: string | null;
+  /** Step position only: names would be plan content in clear (PROTOCOL.md, status records). */
   step_index: number | null;
   steps: number | null;
   /** unix ms when this state began */
@@ -177,6 +183,10 @@ export interface StoreConfig {
   replicas: number;
   /** Timeout for one store request, ms. */
   timeoutMs: number;
+  /** NATS: the plan bucket republishes a notice of each put to `<notifyPrefix>.<host>`. */
+  notifyPrefix: string;
+  /** NATS: reply subject prefix of this connection (agents: defaultInboxPrefix(host)). */
+  inboxPrefix?: string;
   user?: string;
   pass?: string;
   /** NATS token, or Consul ACL token. */
@@ -186,6 +196,12 @@ export interface StoreConfig {
   tls?: TlsOptions;
   /** Consul datacenter. */
   datacenter?: string;
+}
+
+/** A status value read from the store, with the host its store key names (not the host it claims). */
+export interface StatusRecord {
+  key: string;
+  value: Uint8Array;
 }
 
 export interface PutResult {
@@ -204,9 +220,10 @@ export interface PlanStore {
   put(host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null): Promise<PutResult>;
   /** Latest envelope revision per host (for dry-run checks and diagnostics). */
   revision(host: string): Promise<number | null>;
-  statuses(): Promise<Map<string, AgentStatus>>;
-  /** Calls onStatus for every status change until the signal aborts. */
-  watchStatuses(onStatus: (status: AgentStatus) => void, signal: AbortSignal): Promise<void>;
+  /** Every status record as stored: nothing in one is evidence until the coordinator verified it. */
+  statuses(): Promise<StatusRecord[]>;
+  /** Calls onRecord for every status record written, current ones first, until the signal aborts. */
+  watchStatuses(onRecord: (record: StatusRecord) => void, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -221,6 +238,7 @@ export interface PlanFeed {
   readonly kind: string;
   /** Delivers the latest envelope, then every new one; re-reads after each reconnect. */
   follow(host: string, events: FeedEvents): Promise<void>;
-  putStatus(status: AgentStatus): Promise<void>;
+  /** Store this host's signed status record under its own status key. */
+  putStatus(host: string, record: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }

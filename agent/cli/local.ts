@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
-import { writeNewKey } from "../../shared/key-files.ts";
+import { loadNodeKey, writeNewKey } from "../../shared/key-files.ts";
+import { formatNodePublic } from "../../shared/keys.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import type { AgentConfig } from "../config.ts";
 import { openLedger } from "../ledger.ts";
@@ -15,6 +16,18 @@ export const nodeKeygen = async (dir: string, json: boolean, io: CliIo): Promise
   io.stdout(json
     ? `${JSON.stringify({ ok: true, key_id: key.keyId, private: key.privatePath, public: key.publicPath, public_key: key.publicText })}\n`
     : `node key ${key.keyId}\n  private: ${key.privatePath} (0600, never leaves this node)\n  public:  ${key.publicPath}\n${key.publicText}\n`);
+  return 0;
+};
+
+/**
+ * `pubkey`: this node's public line (X25519 + Ed25519 identity) from its private key file, for
+ * `fleetplan server add --node-key`; also how a host registered with the old X25519-only line migrates.
+ */
+export const nodePubkey = async (config: AgentConfig, json: boolean, io: CliIo): Promise<number> => {
+  await sodiumReady();
+  const pair = loadNodeKey(config.nodeKeyPath);
+  const line = formatNodePublic(pair.publicKey, pair.identity.publicKey);
+  io.stdout(json ? `${JSON.stringify({ ok: true, key_id: pair.keyId, node_key: config.nodeKeyPath, public_key: line })}\n` : `${line}\n`);
   return 0;
 };
 

@@ -5,7 +5,7 @@ import { VERSION } from "../../shared/version.ts";
 import { applyOnce } from "./apply.ts";
 import { agentConfigFrom, CONFIG_FLAGS, onePositional } from "./common.ts";
 import { inspectEnvelope } from "./inspect.ts";
-import { localHistory, localStatus, nodeKeygen } from "./local.ts";
+import { localHistory, localStatus, nodeKeygen, nodePubkey } from "./local.ts";
 import { runDaemon } from "./run.ts";
 
 const HELP = `fleetplan-agent ${VERSION} — verifies and applies signed provisioning plans on this node
@@ -14,6 +14,7 @@ Usage:
   fleetplan-agent run      [config flags]          the daemon (systemd: Type=notify)
   fleetplan-agent apply    FILE|- [config flags]   verify and run one envelope (day-0 / SSH path)
   fleetplan-agent keygen   --out DIR               new node key: DIR/node.key (0600), DIR/node.pub
+  fleetplan-agent pubkey   [--node-key FILE]       this node's public key line, for fleetplan server add --node-key
   fleetplan-agent inspect  FILE [--trust FILE] [--key FILE] [--hostname H]
                                                    header, signers, verification (decrypts only with --key)
   fleetplan-agent status   [config flags]          local ledger: accepted/applied ids, last run
@@ -61,6 +62,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
       case "keygen":
         if (!values.out) throw new FleetplanError("invalid_argument", "keygen needs --out DIR");
         return await nodeKeygen(values.out, json, io);
+      case "pubkey":
+        return await nodePubkey(agentConfigFrom(values), json, io);
       case "inspect": {
         const opts = { ...(values.trust && { trust: values.trust }), ...(values.key && { key: values.key }), ...(values.hostname && { hostname: values.hostname }) };
         return await inspectEnvelope(onePositional(positionals, "envelope file"), opts, json, io);

@@ -61,6 +61,8 @@ export interface RunOutcome {
   failedStep: string | null;
   /** Why the run did not succeed: names paths and steps, never file content or env values. */
   error: string | null;
+  /** Stable code for a run that failed before any step could run (e.g. `log_unavailable`). */
+  reason?: string;
   logFile: string;
 }
 

@@ -2,7 +2,7 @@
 // Errors name the path and the errno code, never the content.
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, writeSync,
+  closeSync, constants, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, readdirSync, realpathSync, renameSync, rmSync, writeSync,
 } from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import type { PlanFile } from "../../shared/types.ts";
@@ -41,6 +41,26 @@ const syncDir = (dir: string): void => {
   }
 };
 
+const TEMP = /^\.fleetplan-(\d+)-[0-9a-f]{12}\.tmp$/;
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+// A write cut short by kill -9 leaves its temp file: the next write into that directory removes
+// every one whose writer is gone.
+const removeStaleTemps = (dir: string): void => {
+  for (const entry of readdirSync(dir)) {
+    const pid = TEMP.exec(entry)?.[1];
+    if (pid !== undefined && !alive(Number(pid))) rmSync(join(dir, entry), { force: true });
+  }
+};
+
 const writeAll = (fd: number, data: Buffer): void => {
   for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
 };
@@ -49,7 +69,9 @@ const writeAll = (fd: number, data: Buffer): void => {
 // Temp file and rename go through the checked real parent, never the path as written again.
 const writeOne = (file: PlanFile, parent: string, ids: { uid: number; gid: number } | null): void => {
   const name = basename(file.path);
-  const tmp = join(parent, `.${name}.fleetplan-${randomBytes(6).toString("hex")}.tmp`);
+  removeStaleTemps(parent);
+  // Fixed length, whatever the name: a 255-byte file name must still get a temp file.
+  const tmp = join(parent, `.fleetplan-${process.pid}-${randomBytes(6).toString("hex")}.tmp`);
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   let open = true;
   try {

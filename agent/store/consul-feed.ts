@@ -3,6 +3,7 @@
 // file only hands node:http(s) to shared/consul-transport.ts.
 
 import { readFileSync } from "node:fs";
+import { readPrivateBytes } from "../../shared/files.ts";
 import * as http from "node:http";
 import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,8 +13,7 @@ import { type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite, resolveTuning }
 import { FleetplanError, reasonOf } from "../../shared/errors.ts";
 import { backoffDelay } from "../../shared/retry.ts";
 import { CONSUL_PREFIX } from "../../shared/store-config.ts";
-import { encodeStatus } from "../../shared/status.ts";
-import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
+import type { FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
 
 /**
  * A PlanFeed over Consul KV. `follow` runs until close(): it delivers the key's current value,
@@ -25,7 +25,7 @@ import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../share
 export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}): PlanFeed => {
   // The feed only reads its own key, so a reply never needs more room than one value.
   const maxReplyBytes = singleKeyReplyBytes(resolveTuning(opts).maxValueBytes);
-  const transport = consulTransport(config, { http, https, readFile: readFileSync }, maxReplyBytes);
+  const transport = consulTransport(config, { http, https, readFile: readFileSync, readPrivateFile: (path) => readPrivateBytes(path, "TLS key") }, maxReplyBytes);
   const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning, logger } = client;
   let following: Promise<void> | undefined;
@@ -70,9 +70,9 @@ export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}):
     return following;
   };
 
-  const putStatus = async (status: AgentStatus): Promise<void> => {
-    const key = CONSUL_PREFIX.status + status.host;
-    await exchange(client, kvPutRequest(config, key, encodeStatus(status), `status of ${status.host}`, tuning.maxValueBytes), parseKvWrite);
+  const putStatus = async (host: string, record: Uint8Array): Promise<void> => {
+    const key = CONSUL_PREFIX.status + host;
+    await exchange(client, kvPutRequest(config, key, record, `status of ${host}`, tuning.maxValueBytes), parseKvWrite);
   };
 
   const close = async (): Promise<void> => {

@@ -1,127 +1,177 @@
 import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
-import type { KV } from "@nats-io/kv";
-import { setTimeout as sleep } from "node:timers/promises";
-import { FleetplanError } from "../../shared/errors.ts";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
+import { FleetplanError, reasonOf } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { bucketOptions, createOrOpen, natsConnectOptions } from "../../shared/nats-options.ts";
-import { backoffDelay, withTimeout } from "../../shared/retry.ts";
-import { encodeStatus } from "../../shared/status.ts";
-import type { AgentStatus, FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
+import { natsConnectOptions } from "../../shared/nats-options.ts";
+import { backoffDelay } from "../../shared/retry.ts";
+import { defaultInboxPrefix, notifySubject } from "../../shared/store-layout.ts";
+import type { FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
+import { directGet, putRecord } from "./nats-direct.ts";
+import type { KeyRead } from "./nats-direct.ts";
 
-// A watch whose consumer lived on a cluster node that died goes silent while this connection
-// stays up: nats.js notices only after two missed 30 s heartbeats, 60-90 s later (measured in
-// test/reliability/cluster.test.ts). Re-read the key this often; a watch still behind a moment
-// later (a healthy one delivers within milliseconds) is restarted.
-const RESYNC_MS = 10_000;
-const RESYNC_GRACE_MS = 1_000;
+// Notices are the delivery path; this re-read (± 50 %) only catches one that was lost.
+const SAFETY_NET_MS = 60_000;
+// A read behind a notice (a follower answered) is retried this many times before the safety net takes over.
+const BEHIND_RETRIES = 5;
 
-const openBucket = (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> =>
-  createOrOpen(() => kvm.create(name, opts), () => kvm.open(name, { timeout: opts.timeout }));
+/** The last message taken: its stream sequence and store time. */
+export interface Delivered {
+  seq: number;
+  time: number;
+}
 
 /**
- * Agent side of NATS JetStream KV: read the latest value of this host's key, then watch
- * from the next revision. Every reconnect restarts that cycle, so an update missed while
- * disconnected is read on return; revisions already delivered are never delivered again.
+ * What a read means against what was delivered (pure): `new` to take; `reset` when the sequence did
+ * not grow but the message is younger (the bucket was recreated or restored: sequences start again);
+ * `old` otherwise (nothing new, or a follower behind the leader).
  */
-export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger }): PlanFeed => {
+export const judgeRead = (last: Delivered, read: { seq: number; time: number }): "new" | "reset" | "old" =>
+  read.seq > last.seq ? "new" : read.time > last.time ? "reset" : "old";
+
+/** A wake-up flag: set by notices and reconnects, awaited by the one reader with a timer. */
+const createWake = (signal: AbortSignal) => {
+  let dirty = true;
+  let release: (() => void) | undefined;
+  return {
+    set: () => {
+      dirty = true;
+      release?.();
+    },
+    wait: async (ms: number): Promise<boolean> => {
+      if (!dirty && !signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          release = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal.addEventListener("abort", release, { once: true });
+        });
+        if (release) signal.removeEventListener("abort", release);
+        release = undefined;
+      }
+      const woken = dirty;
+      dirty = false;
+      return woken;
+    },
+  };
+};
+
+const jitter = (ms: number): number => Math.round(ms * (0.5 + Math.random()));
+
+/**
+ * Agent side of NATS JetStream KV, with no consumer and no bucket handle: subscribe to this host's
+ * notices (the plan bucket republishes a headers-only copy of every put), and read the key with a
+ * direct get at start, on every notice newer than what was delivered, after every reconnect, after
+ * a failure (with backoff) and about once a minute as a safety net. Only the latest value matters.
+ */
+export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safetyNetMs?: number }): PlanFeed => {
   const log = opts.logger;
   const closed = new AbortController();
+  const wake = createWake(closed.signal);
+  const safetyNetMs = opts.safetyNetMs ?? SAFETY_NET_MS;
   let nc: NatsConnection | undefined;
-  let plans: KV | undefined;
-  let statuses: KV | undefined;
-  let stopWatch: (() => void) | undefined;
+  let last: Delivered = { seq: 0, time: 0 };
+  let noticed = 0; // highest sequence a notice announced since the last reset
+  let connected = false;
 
-  // Connect once (nats.js then reconnects forever), and open the buckets until that succeeds:
-  // JetStream may still be starting, or electing a leader, when the connection is up.
-  const ensureConnection = async (host: string, events: FeedEvents): Promise<void> => {
-    if (!nc) {
-      nc = await connect(natsConnectOptions(config, { name: `fleetplan-agent/${host}`, forever: true }));
-      void followConnection(nc, events);
+  const onNotice = (error: Error | null, msg: Msg): void => {
+    if (error) {
+      // E.g. a credential that does not allow this subject: only the safety-net re-read delivers then.
+      log.error("store_notice_failed", { error: error.message, subject: msg?.subject });
+      return;
     }
-    if (plans && statuses) return;
-    const kvm = new Kvm(nc);
-    plans = await openBucket(kvm, config.planBucket, bucketOptions(config, 5));
-    statuses = await openBucket(kvm, config.statusBucket, bucketOptions(config, 1));
-    events.onConnection?.(true);
-    log.info("store_connected", { store: config.servers.join(","), server: nc.getServer() });
+    const seq = Number(msg.headers?.get("Nats-Sequence"));
+    if (seq === last.seq) return;
+    if (seq > noticed) noticed = seq;
+    wake.set();
   };
 
   const followConnection = async (conn: NatsConnection, events: FeedEvents): Promise<void> => {
     for await (const s of conn.status()) {
       if (s.type === "disconnect") {
+        connected = false;
         events.onConnection?.(false);
         log.warn("store_disconnected", { server: String(s.server) });
       } else if (s.type === "reconnect") {
+        connected = true;
         events.onConnection?.(true);
         log.info("store_reconnected", { server: String(s.server) });
-        stopWatch?.(); // re-read the latest value: the watch may have missed updates
+        wake.set(); // notices sent while away are lost: read the key again
       }
     }
+  };
+
+  // Connect (nats.js then reconnects forever) and subscribe before the first read, so no put between
+  // the read and the subscription can go unnoticed.
+  const open = async (host: string, events: FeedEvents): Promise<NatsConnection> => {
+    const conn = await connect(natsConnectOptions({ ...config, inboxPrefix: config.inboxPrefix ?? defaultInboxPrefix(host) }, {
+      name: `fleetplan-agent/${host}`, forever: true,
+    }));
+    try {
+      conn.subscribe(notifySubject(config, host), { callback: onNotice });
+      await conn.flush();
+    } catch (error) {
+      await conn.close();
+      throw error;
+    }
+    void followConnection(conn, events);
+    connected = true;
+    events.onConnection?.(true);
+    log.info("store_connected", { store: config.servers.join(","), server: conn.getServer() });
+    return conn;
+  };
+
+  // Read the key and hand a newer value to the agent. A revision counts as delivered only once the
+  // agent took it: when onEnvelope throws (the ledger could not record it), this throws and the
+  // caller reads it again after a backoff. Delete and purge markers advance without delivering.
+  const readOnce = async (conn: NatsConnection, host: string, events: FeedEvents, woken: boolean): Promise<void> => {
+    const read: KeyRead = await directGet(conn, config.planBucket, host, config.timeoutMs);
+    if (read.found) {
+      const verdict = judgeRead(last, read);
+      if (verdict === "reset") {
+        log.warn("store_revision_reset", { revision: read.seq, delivered: last.seq });
+        last = { seq: 0, time: 0 };
+        noticed = 0;
+      }
+      if (verdict !== "old") {
+        if (!woken) log.warn("store_notice_missed", { revision: read.seq, delivered: last.seq });
+        if (!read.deleted) await events.onEnvelope(read.value, read.seq);
+        last = { seq: read.seq, time: read.time };
+      }
+    }
+    if (noticed > last.seq) throw new FleetplanError("store_unavailable", `read revision ${last.seq}, a notice announced ${noticed}`);
   };
 
   const follow = async (host: string, events: FeedEvents): Promise<void> => {
-    let lastRevision = 0;
-    // A revision counts as delivered only once the agent took it: when onEnvelope throws (the
-    // ledger could not record it), the loop below backs off and reads it again. Delete and
-    // purge markers advance the revision without delivering anything.
-    const take = async (entry: { operation: string; value: Uint8Array; revision: number }) => {
-      if (entry.revision <= lastRevision) return;
-      if (entry.operation === "PUT") await events.onEnvelope(entry.value, entry.revision);
-      lastRevision = entry.revision;
-    };
-    const resync = setInterval(() => {
-      void (async () => {
-        const latest = await plans?.get(host);
-        if (!latest || latest.revision === lastRevision || closed.signal.aborted) return;
-        if (latest.revision > lastRevision) {
-          await sleep(RESYNC_GRACE_MS);
-          if (latest.revision <= lastRevision || closed.signal.aborted) return;
-          log.warn("store_watch_stalled", { revision: latest.revision, delivered: lastRevision });
-        }
-        // Stalled, or revisions went backwards: the loop reads the key again and starts over.
-        stopWatch?.();
-      })().catch(() => {}); // the store is unreachable: the watch loop reports that itself
-    }, RESYNC_MS);
-    resync.unref();
-    closed.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
-    for (let attempt = 0; !closed.signal.aborted; ) {
+    let conn: NatsConnection | undefined;
+    for (let attempt = 0, behind = 0, waitMs = 0; !closed.signal.aborted; ) {
+      const woken = await wake.wait(waitMs);
+      if (closed.signal.aborted) break;
       try {
-        await ensureConnection(host, events);
-        const latest = await plans!.get(host);
-        if (latest && latest.revision < lastRevision) {
-          // The bucket was recreated or restored: its revisions started again.
-          log.warn("store_revision_reset", { revision: latest.revision, delivered: lastRevision });
-          lastRevision = 0;
-        }
-        if (latest) await take(latest);
-        const watcher = await plans!.watch({ key: host, resumeFromRevision: lastRevision + 1 });
-        stopWatch = () => watcher.stop();
-        attempt = 0;
-        try {
-          for await (const entry of watcher) await take(entry);
-        } finally {
-          watcher.stop();
-        }
+        conn ??= nc = await open(host, events);
+        await readOnce(conn, host, events, woken || attempt > 0);
+        attempt = behind = 0;
+        waitMs = jitter(safetyNetMs);
       } catch (error) {
         if (closed.signal.aborted) break;
-        const delay = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000 });
-        log.warn("store_watch_failed", { error: (error as Error).message, retry_ms: delay });
-        await sleep(delay, undefined, { signal: closed.signal }).catch(() => {});
+        if (noticed > last.seq && ++behind > BEHIND_RETRIES) noticed = last.seq;
+        waitMs = backoffDelay(attempt++, { initialMs: 500, maxMs: 30_000 });
+        // Silence while disconnected is the outage (logged as such), not a missing bucket.
+        const reason = connected && reasonOf(error) === "store_bucket_missing" ? "store_bucket_missing" : "store_read_failed";
+        log.warn(reason, { error: (error as Error).message, retry_ms: waitMs });
       }
     }
   };
 
-  const putStatus = async (status: AgentStatus): Promise<void> => {
-    if (!statuses) throw new FleetplanError("store_unavailable", "not connected to NATS yet");
-    await withTimeout(statuses.put(status.host, encodeStatus(status), { timeout: config.timeoutMs }), config.timeoutMs + 1_000, () =>
-      new FleetplanError("store_timeout", `status put timed out after ${config.timeoutMs} ms`));
+  // A plain request to the status key's subject, checked by its PubAck: no bucket handle is needed.
+  const putStatus = async (host: string, record: Uint8Array): Promise<void> => {
+    if (!nc) throw new FleetplanError("store_unavailable", "not connected to NATS yet");
+    await putRecord(nc, config.statusBucket, host, record, config.timeoutMs);
   };
 
   const close = async (): Promise<void> => {
     closed.abort();
-    stopWatch?.();
     await nc?.drain().catch(() => nc?.close());
   };
 

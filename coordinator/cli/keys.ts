@@ -12,6 +12,7 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import { isValidHostname } from "../../shared/wire.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import { loadPlanFile } from "../plan-source.ts";
+import { bindPlan, planSaltKey } from "../plan-salt.ts";
 
 const print = (io: CliIo, json: boolean, value: Record<string, unknown>, text: string) =>
   io.stdout(json ? `${JSON.stringify({ ok: true, ...value })}\n` : text);
@@ -67,11 +68,12 @@ export const seal = async (flags: SealFlags, config: CoordinatorConfig, io: CliI
   const outDir = dirname(resolve(flags.out!));
   if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new FleetplanError("not_found", `--out: directory ${outDir} does not exist`);
   await sodiumReady();
-  const plan = loadPlanFile(flags.plan!);
+  const signers = config.adminKeys.map(loadAdminKey);
+  const plan = bindPlan(loadPlanFile(flags.plan!).plan, planSaltKey(signers[0]!), flags.target!);
   const now = Date.now();
   const envelope = sealEnvelope(plan.bytes, {
     id, target: flags.target!, nodePublicKey: loadNodePublicKey(flags["node-key"]!).publicKey,
-    signers: config.adminKeys.map(loadAdminKey), issued: now, expires: now + parseDuration(flags.expires ?? "24h", "--expires"),
+    signers, issued: now, expires: now + parseDuration(flags.expires ?? "24h", "--expires"),
   });
   writeFileAtomic(flags.out!, envelope, 0o644);
   print(io, config.json, { out: flags.out, id, target: flags.target, plan_hash: plan.hash, bytes: envelope.length },

@@ -14,6 +14,7 @@ import { adminKeygen, init, printTrust, seal } from "./keys.ts";
 import { pushCommand, selectServers } from "./push.ts";
 import { serverCommand } from "./server.ts";
 import { fleetStatus, printStatus, storeStatuses } from "./status.ts";
+import { storeCommand } from "./store.ts";
 
 const HELP = `fleetplan ${VERSION} — push signed, encrypted provisioning plans to a fleet and prove convergence
 
@@ -32,12 +33,18 @@ Usage:
                  --prometheus/--max-age: where and how fresh convergence is read, to skip converged targets
   fleetplan status [--servers a,b | --group G | --all] [--prometheus URL] [--max-age 30m]
   fleetplan history [HOST] [--limit 50]
+  fleetplan store init [--replicas N]              create or update the NATS buckets (run once before agents start)
+  fleetplan store credentials --out DIR [--rotate] [--consul]
+                 NATS credentials per inventory host + the coordinator's, and nats-server.conf (--consul: ACL policies)
 
 Global flags:
   --db FILE          coordinator database (default ./fleetplan.db, or $FLEETPLAN_DB)
   --store URL        nats://host:port[,nats://...] or consul://host:port ($FLEETPLAN_STORE)
   --admin-key FILE   signing key, repeat for k-of-n (default: keys/admin.key beside the db, or $FLEETPLAN_ADMIN_KEY a,b)
   --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1, or $FLEETPLAN_REPLICAS)
+  --creds FILE       NATS credentials (coordinator.creds from \`store credentials\`; or $FLEETPLAN_CREDS)
+  --tls-ca FILE      CA certificate of the store's TLS (or $FLEETPLAN_TLS_CA); --tls-cert FILE --tls-key FILE: client
+                     certificate and key (or $FLEETPLAN_TLS_CERT, $FLEETPLAN_TLS_KEY)
   --json             machine-readable output (push: one JSON object per line, the last a summary)
 Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input error,
             3 envelope rejected, 4 store, host or Prometheus unreachable, 130 push --wait interrupted.
@@ -45,6 +52,7 @@ Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input er
 
 const FLAGS = {
   db: { type: "string" }, store: { type: "string" }, "admin-key": { type: "string", multiple: true }, replicas: { type: "string" }, json: { type: "boolean" },
+  creds: { type: "string" }, "tls-ca": { type: "string" }, "tls-cert": { type: "string" }, "tls-key": { type: "string" },
   help: { type: "boolean", short: "h" }, version: { type: "boolean" },
   out: { type: "string" }, plan: { type: "string" }, plans: { type: "string" }, target: { type: "string" },
   "node-key": { type: "string" }, id: { type: "string" }, expires: { type: "string" }, threshold: { type: "string" },
@@ -53,9 +61,10 @@ const FLAGS = {
   wait: { type: "boolean" }, timeout: { type: "string" }, concurrency: { type: "string" }, via: { type: "string" },
   "ssh-config": { type: "string" }, "remote-agent": { type: "string" },
   prometheus: { type: "string" }, "max-age": { type: "string" }, limit: { type: "string" },
+  rotate: { type: "boolean" }, consul: { type: "boolean" },
 } as const;
 
-const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "json", "help", "version"]);
+const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "creds", "tls-ca", "tls-cert", "tls-key", "json", "help", "version"]);
 const TARGET_FLAGS = ["servers", "group", "all"];
 
 /** What each command takes beside the global flags: anything else is refused, never ignored. */
@@ -75,15 +84,20 @@ const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
   },
   status: { flags: [...TARGET_FLAGS, "prometheus", "max-age"], args: 0 },
   history: { flags: ["limit"], args: 1 },
+  "store init": { flags: [], args: 0 },
+  "store credentials": { flags: ["out", "rotate", "consul"], args: 0 },
 };
+
+// Commands with subcommands: `server add`, `store init`, … are looked up as "<command> <sub>".
+const GROUPS = new Set(["server", "store"]);
 
 /** Refuse a flag or argument the command does not take (`status web-1` would otherwise show every server). */
 const checkUsage = (command: string, args: string[], values: Record<string, unknown>): void => {
-  const name = command === "server" && args[0] !== undefined && `server ${args[0]}` in COMMANDS ? `server ${args[0]}` : command;
+  const name = GROUPS.has(command) && args[0] !== undefined && `${command} ${args[0]}` in COMMANDS ? `${command} ${args[0]}` : command;
   const spec = COMMANDS[name];
   if (spec === undefined) {
-    // `server` alone or with an unknown subcommand: serverCommand names the choices.
-    if (command === "server") return;
+    // A group alone or with an unknown subcommand: its own dispatch names the choices.
+    if (GROUPS.has(command)) return;
     throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan --help`);
   }
   const extraFlags = Object.keys(values).filter((f) => !GLOBAL_FLAGS.has(f) && !spec.flags.includes(f));
@@ -156,6 +170,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
         return await printTrust(config, values.threshold, io);
       case "seal":
         return await seal(values, config, io);
+      case "store":
+        return await storeCommand(args, { values, config, logger, io });
     }
     const db = openDatabase(config.db, command === "init");
     try {

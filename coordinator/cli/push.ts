@@ -13,6 +13,7 @@ import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { loadPlanDir, loadPlanFile } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
+import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { push } from "../push.ts";
 import type { PushEvent, PushSummary } from "../push.ts";
 import { createSshDelivery } from "../store/ssh.ts";
@@ -60,16 +61,24 @@ export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers
 
 /**
  * A day-0 server whose agent now reports through the store is bootstrapped: from here on
- * it gets its plans from the store, not over SSH. Store trouble leaves the flags alone. A dry
- * run only reads: the targets show the route a push would take, the database is not written.
+ * it gets its plans from the store, not over SSH. Only a record signed by that host's own identity
+ * key counts (anyone with store access can write one under its key). Store trouble leaves the
+ * flags alone. A dry run only reads: the targets show the route a push would take, the database is not written.
  */
 const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: () => Promise<PlanStore>, logger: Logger, dryRun: boolean): Promise<void> => {
   const pending = targets.filter((t) => !t.bootstrapped);
   if (pending.length === 0) return;
   try {
     // Bounded: an unreachable store must not hold up an SSH push for long.
-    const statuses = await withTimeout((async () => (await store()).statuses())(), 5_000, () => new Error("store did not answer within 5 s"));
-    for (const t of pending.filter((p) => statuses.has(p.host))) {
+    const records = await withTimeout((async () => (await store()).statuses())(), 5_000, () => new Error("store did not answer within 5 s"));
+    const verify = createStatusVerifier(pending);
+    const reporting = new Set<string>();
+    for (const record of records.filter((r) => pending.some((p) => p.host === r.key))) {
+      const checked = verify(record);
+      if (checked.ok) reporting.add(record.key);
+      else logger.warn("status_refused", { host: record.key, reason: checked.reason, claimed_host: checked.claimedHost, detail: "not bootstrapped" });
+    }
+    for (const t of pending.filter((p) => reporting.has(p.host))) {
       if (!dryRun) db.setBootstrapped(t.host, true);
       t.bootstrapped = true;
       logger.info(dryRun ? "server_would_bootstrap" : "server_bootstrapped", { host: t.host });
@@ -107,9 +116,10 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
   await sodiumReady();
   const signers = config.adminKeys.map(loadAdminKey);
   const targets = selectServers(db, flags, !!flags.plan);
-  const plans = flags.plan
-    ? new Map(targets.map((t) => [t.host, loadPlanFile(flags.plan!)]))
-    : loadPlanDir(flags.plans!, targets.map((t) => t.host));
+  // --wait believes only signed status records: a host without an identity key can only time out.
+  if (flags.wait) for (const t of targets.filter((t) => identityKeyOf(t) === null)) io.stderr(`warning: ${noIdentityWarning(t.host)}\n`);
+  const single = flags.plan ? loadPlanFile(flags.plan) : null;
+  const plans = single ? new Map(targets.map((t) => [t.host, single])) : loadPlanDir(flags.plans!, targets.map((t) => t.host));
 
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
@@ -149,6 +159,11 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
         io.stdout(`${t.host.padEnd(24)} ${t.outcome.padEnd(12)} id ${t.id ?? "-"}  ${t.plan_hash.slice(0, 12)}  ${t.decision}${outcomeDetail(t)}\n`);
       }
       io.stdout(`${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts).map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
+      const refused = Object.entries(summary.status_refused);
+      if (refused.length > 0) {
+        const counts = refused.map(([k, v]) => `${v} ${k}`).join(", ");
+        io.stdout(`status records refused (not signed by their host's node key, so not believed): ${counts}\n`);
+      }
     }
     return interrupt.signal.aborted ? INTERRUPTED : exitCodeOf(summary);
   } finally {

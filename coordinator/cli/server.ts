@@ -7,6 +7,7 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { parseServerImport, validateServerInput } from "../inventory.ts";
+import { identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 
 export interface ServerFlags {
   "node-key"?: string;
@@ -15,6 +16,11 @@ export interface ServerFlags {
   group?: string;
   "not-bootstrapped"?: boolean;
 }
+
+/** Hosts added with the old X25519-only key line: added, but told how to migrate (their status is never evidence). */
+const warnNoIdentity = (rows: ServerRow[], io: CliIo): void => {
+  for (const row of rows.filter((r) => identityKeyOf(r) === null)) io.stderr(`warning: ${noIdentityWarning(row.host)}\n`);
+};
 
 const view = (s: ServerRow) => ({ host: s.host, node_key_id: s.nodeKeyId, metrics: s.metricsUrl, ssh: s.ssh, group: s.group, bootstrapped: s.bootstrapped });
 
@@ -30,6 +36,7 @@ export const serverCommand = async (args: string[], flags: ServerFlags, db: Coor
         bootstrapped: flags["not-bootstrapped"] ? false : undefined,
       }, { now: Date.now() });
       db.addServers([row]);
+      warnNoIdentity([row], io);
       io.stdout(config.json ? `${JSON.stringify({ ok: true, server: view(row) })}\n` : `added ${row.host} (node key ${row.nodeKeyId})\n`);
       return 0;
     }
@@ -39,6 +46,7 @@ export const serverCommand = async (args: string[], flags: ServerFlags, db: Coor
       const existing = new Set(db.servers().map((s) => s.host));
       const rows = parseServerImport(readTextFile(arg, "inventory"), arg, { baseDir: dirname(arg), now: Date.now(), existing });
       db.addServers(rows);
+      warnNoIdentity(rows, io);
       io.stdout(config.json ? `${JSON.stringify({ ok: true, added: rows.length })}\n` : `imported ${rows.length} servers\n`);
       return 0;
     }

@@ -1,14 +1,16 @@
 import { formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { withTimeout } from "../../shared/retry.ts";
+import { sodiumReady } from "../../shared/sodium.ts";
 import type { Logger } from "../../shared/log.ts";
-import type { AgentStatus, StoreConfig } from "../../shared/types.ts";
+import type { AgentStatus, StatusRecord, StoreConfig } from "../../shared/types.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import type { Reported } from "../metrics-parse.ts";
 import { observe } from "../observe.ts";
 import type { ObserveOptions } from "../observe.ts";
 import { createConsulStore } from "../store/consul-store.ts";
 import { createNatsStore } from "../store/nats-store.ts";
+import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { verdict } from "../verdict.ts";
 
 export interface StatusRow {
@@ -24,12 +26,16 @@ export interface StatusRow {
   applied_boot_time: number | null;
   scrape_age_s: number | null;
   error: string | null;
+  /** Why the store's status record for this host was not believed (status-evidence.ts reasons), else null. */
+  status_refused: string | null;
+  /** Set for a host whose inventory key has no identity key: how to migrate it. */
+  warning: string | null;
 }
 
 export interface StatusOptions extends ObserveOptions {
   maxAgeMs: number;
   /** Every agent's status record from the store: read best-effort, within STORE_READ_MS. */
-  statuses?: () => Promise<Map<string, AgentStatus>>;
+  statuses?: () => Promise<StatusRecord[]>;
 }
 
 /** The store only adds proof of failures to status: it gets this long, then status goes on without it. */
@@ -40,7 +46,7 @@ export const STORE_READ_MS = 2000;
  * attempt, timeouts no longer than status waits; the store is closed even when status has
  * stopped waiting for the read.
  */
-export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): Promise<Map<string, AgentStatus>> => {
+export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): Promise<StatusRecord[]> => {
   const bounded = { ...config, timeoutMs: Math.min(config.timeoutMs, STORE_READ_MS) };
   const store = bounded.kind === "consul" ? createConsulStore(bounded, { logger, attempts: 1 }) : await createNatsStore(bounded, { logger, attempts: 1 });
   try {
@@ -50,13 +56,27 @@ export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): 
   }
 };
 
-const readStatuses = async (read: StatusOptions["statuses"]): Promise<{ statuses: Map<string, AgentStatus>; error: string | null }> => {
-  if (read === undefined) return { statuses: new Map(), error: null };
+const readStatuses = async (read: StatusOptions["statuses"]): Promise<{ records: StatusRecord[]; error: string | null }> => {
+  if (read === undefined) return { records: [], error: null };
   try {
-    return { statuses: await withTimeout(read(), STORE_READ_MS, () => new Error(`no answer within ${STORE_READ_MS / 1000} s`)), error: null };
+    return { records: await withTimeout(read(), STORE_READ_MS, () => new Error(`no answer within ${STORE_READ_MS / 1000} s`)), error: null };
   } catch (error) {
-    return { statuses: new Map(), error: `store status not read: ${(error as Error).message}` };
+    return { records: [], error: `store status not read: ${(error as Error).message}` };
   }
+};
+
+/** Per host, the verified status (evidence) or why its record was refused; records under other keys are left out. */
+const verifiedStatuses = (servers: ServerRow[], records: StatusRecord[]) => {
+  const verify = createStatusVerifier(servers);
+  const hosts = new Set(servers.map((s) => s.host));
+  const valid = new Map<string, AgentStatus>();
+  const refused = new Map<string, string>();
+  for (const record of records.filter((r) => hosts.has(r.key))) {
+    const checked = verify(record);
+    if (checked.ok) valid.set(record.key, checked.status);
+    else refused.set(record.key, checked.reason);
+  }
+  return { valid, refused };
 };
 
 /** Metrics served for another agent (a metrics URL copied from another server) are no data for this one. */
@@ -66,16 +86,20 @@ const foreignMetrics = (s: ServerRow, r: Reported, where: string): string | null
 
 /** One row per server: expected (our database) against reported (metrics, store status), and a verdict. */
 export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts: StatusOptions): Promise<StatusRow[]> => {
+  // Verifying status records needs libsodium: without this a record would be refused as unreadable.
+  await sodiumReady();
   const now = (opts.now ?? Date.now)();
   const expected = db.expected();
   const [{ reported, errors }, store] = await Promise.all([observe(servers, opts), readStatuses(opts.statuses)]);
+  const statuses = verifiedStatuses(servers, store.records);
   return servers.map((s) => {
     const exp = expected.get(s.host) ?? null;
     const seen = reported.get(s.host) ?? null;
     const where = opts.prometheus ? `Prometheus ${opts.prometheus}` : s.metricsUrl ?? "?";
     const foreign = seen === null ? null : foreignMetrics(s, seen, where);
     const rep = foreign === null ? seen : null;
-    const v = verdict(exp, rep, store.statuses.get(s.host) ?? null, now, opts.maxAgeMs);
+    // Only a record signed by this host's identity key may prove a failure: a refused one changes nothing.
+    const v = verdict(exp, rep, statuses.valid.get(s.host) ?? null, now, opts.maxAgeMs);
     return {
       host: s.host,
       verdict: v.verdict,
@@ -90,6 +114,8 @@ export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts:
       scrape_age_s: rep ? Math.max(0, Math.round((now - rep.scrapedAt) / 1000)) : null,
       // An unread store matters only where it might have proven a failure.
       error: foreign ?? errors.get(s.host) ?? (v.verdict === "converged" ? null : store.error),
+      status_refused: statuses.refused.get(s.host) ?? null,
+      warning: identityKeyOf(s) === null ? noIdentityWarning(s.host) : null,
     };
   });
 };
@@ -108,4 +134,10 @@ export const printStatus = (rows: StatusRow[], json: boolean, io: CliIo): void =
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
   io.stdout(`${rows.length} servers: ${[...counts].map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
+  const refused = rows.filter((r) => r.status_refused !== null && r.status_refused !== "no_identity_key");
+  if (refused.length > 0) {
+    const which = refused.map((r) => `${r.host} (${r.status_refused})`).join(", ");
+    io.stderr(`warning: ${refused.length} status record(s) refused, not signed by their host's node key (ignored): ${which}\n`);
+  }
+  for (const r of rows) if (r.warning !== null) io.stderr(`warning: ${r.warning}\n`);
 };

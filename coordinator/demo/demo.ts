@@ -59,10 +59,11 @@ export const runDemo = async (): Promise<number> => {
     env.FLEETPLAN_STORE = store;
     note(`nats-server -js on ${store}`);
 
-    say("2. The coordinator: its database and the admin signing key");
+    say("2. The coordinator: its database, the admin signing key and the store's buckets");
     const init = JSON.parse(await cli(["init", "--json"], { show: false }));
     writeFileSync(join(dir, "trust"), init.trust, { mode: 0o644 });
     note(`admin key ${init.key_ids[0]} → trust file ${join(dir, "trust")}, installed on every agent`);
+    await cli(["store", "init"]); // the buckets; agents never create them
 
     say("3. Five servers, each an agent process with its own X25519 node key, ledger and metrics");
     const metrics = new Map<string, number>();

@@ -3,6 +3,7 @@
 // shared/consul-*.ts; this file only hands them node:http(s).
 
 import { readFileSync } from "node:fs";
+import { readPrivateBytes } from "../../shared/files.ts";
 import * as http from "node:http";
 import * as https from "node:https";
 import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
@@ -11,9 +12,8 @@ import {
   type KvEntry, kvGetRequest, kvPutRequest, parseKvCasWrite, parseKvRead,
 } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
-import { decodeStatus } from "../../shared/status.ts";
 import { CONSUL_PREFIX, PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
-import type { AgentStatus, PlanStore, PutResult, StoreConfig } from "../../shared/types.ts";
+import type { PlanStore, PutResult, StatusRecord, StoreConfig } from "../../shared/types.ts";
 
 /**
  * A PlanStore over Consul KV. A put is refused before upload when over `maxValueBytes`; its
@@ -22,9 +22,9 @@ import type { AgentStatus, PlanStore, PutResult, StoreConfig } from "../../share
  * key whose ModifyIndex changed, until its signal or close() aborts it.
  */
 export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {}): PlanStore => {
-  const transport = consulTransport(config, { http, https, readFile: readFileSync });
+  const transport = consulTransport(config, { http, https, readFile: readFileSync, readPrivateFile: (path) => readPrivateBytes(path, "TLS key") });
   const { client, close: abort } = createConsulClient(config, opts, transport.send);
-  const { tuning, logger } = client;
+  const { tuning } = client;
   const watches = new Set<Promise<void>>();
 
   const read = (key: string, recurse = false) => exchange(client, kvGetRequest(config, key, { recurse, consistent: !recurse }), parseKvRead);
@@ -53,33 +53,21 @@ export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {})
     return (await read(key)).entries.find((e) => e.key === key)?.modifyIndex ?? null;
   };
 
-  // A status counts only under its own host's key: an agent cannot speak for another host.
-  const toStatus = (entry: KvEntry): AgentStatus | null => {
-    const status = decodeStatus(entry.value);
-    if (status && CONSUL_PREFIX.status + status.host === entry.key) return status;
-    logger.warn("status_malformed", { path: entry.key });
-    return null;
-  };
+  // The store key names the host; what the record claims is checked by the coordinator.
+  const toRecord = (entry: KvEntry): StatusRecord => ({ key: entry.key.slice(CONSUL_PREFIX.status.length), value: entry.value });
 
-  const statuses = async (): Promise<Map<string, AgentStatus>> => {
-    const result = new Map<string, AgentStatus>();
-    for (const entry of (await read(CONSUL_PREFIX.status, true)).entries) {
-      const status = toStatus(entry);
-      if (status) result.set(status.host, status);
-    }
-    return result;
-  };
+  const statuses = async (): Promise<StatusRecord[]> =>
+    (await read(CONSUL_PREFIX.status, true)).entries.filter((e) => e.key.length > CONSUL_PREFIX.status.length).map(toRecord);
 
-  const watchStatuses = async (onStatus: (status: AgentStatus) => void, signal: AbortSignal): Promise<void> => {
+  const watchStatuses = async (onRecord: (record: StatusRecord) => void, signal: AbortSignal): Promise<void> => {
     const seen = new Map<string, number>();
     const watch = watchKv(client, {
       request: (index) => kvGetRequest(config, CONSUL_PREFIX.status, { recurse: true, index, waitMs: tuning.waitMs }),
       onRead: (entries) => {
         for (const entry of entries) {
-          if (seen.get(entry.key) === entry.modifyIndex) continue;
+          if (seen.get(entry.key) === entry.modifyIndex || entry.key.length <= CONSUL_PREFIX.status.length) continue;
           seen.set(entry.key, entry.modifyIndex);
-          const status = toStatus(entry);
-          if (status) onStatus(status);
+          onRecord(toRecord(entry));
         }
       },
       signal: AbortSignal.any([signal, client.signal]),

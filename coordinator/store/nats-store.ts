@@ -5,14 +5,11 @@ import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { bucketOptions, createOrOpen, natsConnectOptions } from "../../shared/nats-options.ts";
+import { natsConnectOptions } from "../../shared/nats-options.ts";
 import { withRetry, withTimeout } from "../../shared/retry.ts";
 import { PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
-import { decodeStatus } from "../../shared/status.ts";
-import type { AgentStatus, PlanStore, StoreConfig } from "../../shared/types.ts";
-
-const openBucket = (kvm: Kvm, name: string, opts: ReturnType<typeof bucketOptions>): Promise<KV> =>
-  createOrOpen(() => kvm.create(name, opts), () => kvm.open(name, { timeout: opts.timeout }));
+import type { PlanStore, StatusRecord, StoreConfig } from "../../shared/types.ts";
+import { ensureStoreLayout } from "./nats-layout.ts";
 
 const isWrongLastSequence = (error: unknown): boolean =>
   error instanceof JetStreamApiError &&
@@ -27,13 +24,16 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   const retry = { attempts: opts.attempts ?? 4, onRetry: (e: unknown, n: number, ms: number) => log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }) };
   const nc: NatsConnection = await withRetry(() => connect(natsConnectOptions(config, { name: "fleetplan", forever: false })), retry)
     .catch((e) => { throw unavailable(config, e); });
-  const kvm = new Kvm(nc);
-  const [plans, statuses] = await Promise.all([
-    openBucket(kvm, config.planBucket, bucketOptions(config, 5)),
-    openBucket(kvm, config.statusBucket, bucketOptions(config, 1)),
-  ]).catch(async (e) => {
+  // Missing buckets are created with the full layout; an outdated one stops here (store_layout_outdated).
+  const openBuckets = async (): Promise<[KV, KV]> => {
+    await ensureStoreLayout(nc, config, { update: false });
+    const kvm = new Kvm(nc);
+    const open = (bucket: string) => kvm.open(bucket, { timeout: config.timeoutMs });
+    return Promise.all([open(config.planBucket), open(config.statusBucket)]);
+  };
+  const [plans, statuses] = await openBuckets().catch(async (e) => {
     await nc.close();
-    throw unavailable(config, e);
+    throw e instanceof FleetplanError ? e : unavailable(config, e);
   });
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
 
@@ -76,15 +76,14 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   const revision: PlanStore["revision"] = async (host) => (await plans.get(host))?.revision ?? null;
 
   // Read every status with one ordered watch of the last values: one round trip, not one per host.
-  const readStatuses = async (): Promise<Map<string, AgentStatus>> => {
-    const result = new Map<string, AgentStatus>();
+  const readStatuses = async (): Promise<StatusRecord[]> => {
+    const result: StatusRecord[] = [];
     const keys = (await statuses.status()).values;
     if (keys === 0) return result;
     const watcher = await statuses.watch({ include: KvWatchInclude.LastValue });
     const timer = setTimeout(() => watcher.stop(), config.timeoutMs);
     for await (const e of watcher) {
-      const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
-      if (s) result.set(e.key, s);
+      if (e.operation === "PUT") result.push({ key: e.key, value: e.value });
       if (e.delta === 0) break;
     }
     clearTimeout(timer);
@@ -95,7 +94,7 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   // On a connection of its own, closed with the watch: this CLI's connection gives up after a few
   // reconnects, and a caller that starts the watch again after a longer store outage needs a live one.
   // Ends (returns) when that connection closes; throws store_unavailable when it cannot be opened.
-  const watchStatuses: PlanStore["watchStatuses"] = async (onStatus, signal) => {
+  const watchStatuses: PlanStore["watchStatuses"] = async (onRecord, signal) => {
     const conn = await connect(natsConnectOptions(config, { name: "fleetplan-watch", forever: false })).catch((e) => { throw unavailable(config, e); });
     try {
       const bucket = await new Kvm(conn).open(config.statusBucket, { timeout: config.timeoutMs });
@@ -105,8 +104,7 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
       if (signal.aborted) stop();
       try {
         for await (const e of watcher) {
-          const s = e.operation === "PUT" ? decodeStatus(e.value) : null;
-          if (s) onStatus(s);
+          if (e.operation === "PUT") onRecord({ key: e.key, value: e.value });
         }
       } finally {
         signal.removeEventListener("abort", stop);

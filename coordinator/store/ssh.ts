@@ -56,7 +56,10 @@ export const interpretApply = (host: string, exitCode: number | undefined, stdou
 export const createSshDelivery = (opts: SshOptions) => async (server: ServerRow, envelope: Uint8Array): Promise<SshResult> => {
   if (!server.ssh) throw new FleetplanError("invalid_argument", `${server.host} has no ssh address in the inventory (server add --ssh user@host:port)`);
   const args = [
-    "-o", "BatchMode=yes", "-o", `ConnectTimeout=${opts.connectTimeoutS ?? 10}`, "-o", "ServerAliveInterval=15",
+    // Command-line options win over any ssh config: whoever answers without the known host key
+    // must never receive an envelope or be believed about its outcome.
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+    "-o", `ConnectTimeout=${opts.connectTimeoutS ?? 10}`, "-o", "ServerAliveInterval=15",
     ...(opts.configFile ? ["-F", opts.configFile] : []), ...sshTarget(server.ssh), opts.remoteAgent ?? "fleetplan-agent apply - --json",
   ];
   opts.logger.info("ssh_deliver", { host: server.host, ssh: server.ssh, bytes: envelope.length });

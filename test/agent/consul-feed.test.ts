@@ -186,14 +186,14 @@ describe("consul feed", () => {
     await assert.rejects(feed.follow(HOST, { onEnvelope: async () => {} }), { reason: "invalid_argument" });
   });
 
-  it("publishes status JSON under fleetplan/status/<host>", async () => {
+  it("publishes the status record bytes as given under fleetplan/status/<host>", async () => {
     const fake = await start();
     const feed = feedFor(fake);
     const status = {
-      host: HOST, state: "idle", id: null, plan_hash: null, step: null, step_index: null, steps: null,
+      host: HOST, state: "idle", id: null, plan_hash: null, step_index: null, steps: null,
       since: 1, boot_time: 2, result: null, applied_id: null, applied_hash: null, applied_boot_time: null, version: "test",
     } as const;
-    await feed.putStatus(status);
+    await feed.putStatus(HOST, new TextEncoder().encode(JSON.stringify(status)));
     const res = await fetch(`${fake.url}/v1/kv/fleetplan/status/${HOST}`);
     const [entry] = (await res.json()) as { Value: string }[];
     assert.deepEqual(JSON.parse(Buffer.from(entry!.Value, "base64").toString()), status);

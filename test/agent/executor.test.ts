@@ -141,6 +141,21 @@ describe("executor", () => {
     assert.equal(isAlive(pid), false, "the TERM-ignoring child survived the abort");
   });
 
+  test("a 255-byte file name is written, and temp files of a writer killed mid-write are removed by the next write", async () => {
+    const { dir, executor } = setup();
+    const long = join(dir, "x".repeat(255));
+    // A dead writer's leftover (pid far above pid_max), and a live one's (ours), which stays.
+    const dead = join(dir, ".fleetplan-99999999-0123456789ab.tmp");
+    const live = join(dir, `.fleetplan-${process.pid}-0123456789ab.tmp`);
+    writeFileSync(dead, "partial");
+    writeFileSync(live, "in progress");
+    const outcome = await executor.run(plan([], [{ path: long, mode: 0o600, content: b64("long") }]), context());
+    assert.equal(outcome.result, "succeeded", outcome.error ?? "");
+    assert.equal(readFileSync(long, "utf8"), "long");
+    assert.equal(existsSync(dead), false, "a dead writer's temp file is removed");
+    assert.equal(existsSync(live), true, "a live writer's temp file is left alone");
+  });
+
   test("a file outside fileRoots fails the run before any step, naming the path", async () => {
     const dir = tempDir();
     const root = join(dir, "root");

@@ -19,6 +19,7 @@ import { silentLogger } from "../../shared/log.ts";
 import { AGENT_BIN, createNode, createWorld, sealFor, startAgentProcess, startInProcess, waitFor } from "../helpers/fleet.ts";
 import type { World } from "../helpers/fleet.ts";
 import { startNats } from "../helpers/nats.ts";
+import { initStoreLayout } from "../helpers/store-layout.ts";
 import type { NatsServer } from "../helpers/nats.ts";
 
 let world: World;
@@ -108,13 +109,15 @@ test("a plan bucket recreated with lower revisions is followed, not ignored", { 
   const node = await createNode(world, "reset-1", nats.url, { metricsListen: "off" });
   const nc = await connect({ servers: nats.url });
   const kvm = new Kvm(nc);
-  let kv = await kvm.create("fleetplan-plans", { history: 5 });
+  await initStoreLayout(nats.url);
+  let kv = await kvm.open("fleetplan-plans");
   const agent = await startInProcess(node);
   try {
     for (let id = 1; id <= 3; id++) await kv.put(node.host, sealFor(world, node, id, "true"));
     await waitFor(() => agent.ledger.highWaterMark().id === 3, 10_000, "ids 1-3 accepted");
     await kv.destroy();
-    kv = await kvm.create("fleetplan-plans", { history: 5 });
+    await initStoreLayout(nats.url); // as `fleetplan store init` would recreate it
+    kv = await kvm.open("fleetplan-plans");
     assert.equal(await kv.put(node.host, sealFor(world, node, 4, "true")), 1, "revisions start again at 1");
     await waitFor(() => agent.ledger.highWaterMark().id === 4, 25_000, "id 4 accepted after the bucket was recreated");
   } finally {

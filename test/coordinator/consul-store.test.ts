@@ -1,5 +1,6 @@
 // The coordinator's Consul store against the Consul fake over real HTTP: put/revision,
-// size limits, ACL denial, statuses and their watch, with the agent feed publishing status.
+// size limits, ACL denial, status records (raw bytes, judged by the caller) and their watch,
+// with the agent feed publishing status.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
@@ -11,9 +12,12 @@ import { consulTestScope, type FakeConsul, putKey, storeConfigFor } from "../fak
 import { waitFor } from "../helpers/ports.ts";
 
 const status = (host: string, state: AgentStatus["state"], id: number | null = null): AgentStatus => ({
-  host, state, id, plan_hash: null, step: null, step_index: null, steps: null, since: 1, boot_time: 2,
+  host, state, id, plan_hash: null, step_index: null, steps: null, since: 1, boot_time: 2,
   result: null, applied_id: null, applied_hash: null, applied_boot_time: null, version: "test",
 });
+// The store does not judge records: any bytes do here (coordinator/status-evidence.ts verifies them).
+const bytes = (s: AgentStatus) => new TextEncoder().encode(JSON.stringify(s));
+const text = (value: Uint8Array) => new TextDecoder().decode(value);
 const puts = (fake: FakeConsul) => fake.requests.filter((r) => r.method === "PUT").length;
 
 const scope = consulTestScope();
@@ -74,36 +78,38 @@ describe("consul store: envelopes", () => {
 });
 
 describe("consul store: statuses", () => {
-  it("reads every host's status, skipping malformed and misplaced ones", async () => {
+  it("reads every status record as stored, each with the host its key names (not the one it claims)", async () => {
     const fake = await start();
     const store = storeOn(fake);
     const feed = scope.defer(createConsulFeed(storeConfigFor(fake)));
-    await feed.putStatus(status("web-1", "succeeded", 7));
-    await feed.putStatus(status("web-2", "running", 8));
+    await feed.putStatus("web-1", bytes(status("web-1", "succeeded", 7)));
+    await feed.putStatus("web-2", bytes(status("web-2", "running", 8)));
     assert.equal(await putKey(fake.url, "fleetplan/status/web-3", "{not json"), 200);
     assert.equal(await putKey(fake.url, "fleetplan/status/web-4", JSON.stringify(status("web-1", "failed"))), 200);
-    const all = await store.statuses();
-    assert.deepEqual([...all.keys()].sort(), ["web-1", "web-2"]);
-    assert.deepEqual(all.get("web-1"), status("web-1", "succeeded", 7));
+    const all = new Map((await store.statuses()).map((r) => [r.key, text(r.value)]));
+    assert.deepEqual([...all.keys()].sort(), ["web-1", "web-2", "web-3", "web-4"]);
+    assert.equal(all.get("web-1"), JSON.stringify(status("web-1", "succeeded", 7)));
+    assert.equal(all.get("web-3"), "{not json");
+    assert.equal(all.get("web-4"), JSON.stringify(status("web-1", "failed")));
   });
 
   it("is empty when no agent has reported yet", async () => {
     const fake = await start();
-    assert.equal((await storeOn(fake).statuses()).size, 0);
+    assert.equal((await storeOn(fake).statuses()).length, 0);
   });
 
   it("watches statuses: current ones first, then each change once, until aborted", async () => {
     const fake = await start();
     const store = storeOn(fake);
     const feed = scope.defer(createConsulFeed(storeConfigFor(fake)));
-    await feed.putStatus(status("web-1", "idle"));
-    await feed.putStatus(status("web-2", "idle"));
+    await feed.putStatus("web-1", bytes(status("web-1", "idle")));
+    await feed.putStatus("web-2", bytes(status("web-2", "idle")));
     const seen: string[] = [];
     const stop = new AbortController();
-    const watching = store.watchStatuses((s) => void seen.push(`${s.host}:${s.state}`), stop.signal);
+    const watching = store.watchStatuses((r) => void seen.push(`${r.key}:${(JSON.parse(text(r.value)) as AgentStatus).state}`), stop.signal);
     await waitFor(() => seen.length === 2, 5_000, "the current statuses");
     assert.deepEqual(seen.sort(), ["web-1:idle", "web-2:idle"]);
-    await feed.putStatus(status("web-2", "running", 9));
+    await feed.putStatus("web-2", bytes(status("web-2", "running", 9)));
     await waitFor(() => seen.length === 3, 5_000, "the change");
     assert.equal(seen[2], "web-2:running");
     await sleep(1_300); // a blocking wait runs out without a change

@@ -190,16 +190,16 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     const out = join(world.dir, "edge-1.envelope");
     writeFileSync(plan, "echo sealed\n");
     const sealed = lastJson<{ ok: true; id: number; target: string; plan_hash: string }>(
-      await cli.expect(["seal", "--plan", plan, "--target", "edge-1", "--node-key", nodes[0]!.nodePubPath, "--id", "20300101000000", "--out", out, "--json"]),
+      await cli.expect(["seal", "--plan", plan, "--target", "edge-1", "--node-key", nodes[0]!.nodePubPath, "--id", "20250101000000", "--out", out, "--json"]),
     );
-    assert.equal(sealed.id, 20300101000000);
+    assert.equal(sealed.id, 20250101000000);
 
     const inspect = (trust: string, extra: string[] = []) => runCli(["inspect", out, "--trust", trust, "--json", ...extra], { bin: AGENT_BIN });
     const verified = await inspect(world.trustPath, ["--key", nodes[0]!.nodeKeyPath]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     const report = lastJson<{ ok: boolean; header: { id: number; target: string; plan_hash: string }; verified_signers: string[]; verification: string }>(verified);
     assert.equal(report.ok, true);
-    assert.deepEqual([report.header.id, report.header.target, report.header.plan_hash], [20300101000000, "edge-1", sealed.plan_hash]);
+    assert.deepEqual([report.header.id, report.header.target, report.header.plan_hash], [20250101000000, "edge-1", sealed.plan_hash]);
     assert.deepEqual(report.verified_signers, [world.admin.keyId]);
     assert.match(report.verification, /signatures verified, decrypted/);
 

@@ -1,7 +1,8 @@
 // Provisioning ids: timestamp by default, never repeating or going down, always exact.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_PROVISIONING_ID, nextProvisioningId, timestampId } from "../../coordinator/ids.ts";
+import { MAX_PROVISIONING_ID, nextProvisioningId } from "../../coordinator/ids.ts";
+import { timestampId } from "../../shared/ids.ts";
 
 const at = (iso: string) => new Date(iso);
 

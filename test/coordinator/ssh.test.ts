@@ -4,7 +4,7 @@
 // reports through the store and the server moves over to store delivery.
 import assert from "node:assert/strict";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openLedger } from "../../agent/ledger.ts";
 import { openCoordinatorDb } from "../../coordinator/db.ts";
@@ -180,6 +180,18 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
     assert.match(down.message ?? "", /connection refused/i);
   });
 
+  it("keeps host-key checking on when the operator's ssh config turns it off: an unknown server gets nothing", async () => {
+    const lax = join(dirname(sshd.clientConfig), "ssh_config_lax");
+    const config = readFileSync(sshd.clientConfig, "utf8").replace("StrictHostKeyChecking yes", "StrictHostKeyChecking no")
+      .replace(/UserKnownHostsFile \S+/, "UserKnownHostsFile /dev/null");
+    writeFileSync(lax, config);
+    const row: ServerRow = { host: "h", nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh: `root@127.0.0.1:${sshd.port}`, group: null, bootstrapped: false, addedAt: 0 };
+    const deliver = createSshDelivery({ logger: silentLogger, configFile: lax, timeoutMs: 10_000, remoteAgent: "echo '{\"ok\":true}'" });
+    const result = await deliver(row, new Uint8Array([1, 2, 3]));
+    assert.deepEqual([result.outcome, result.reason], ["ssh_failed", "ssh_failed"]);
+    assert.match(result.message ?? "", /host key verification failed/i);
+  });
+
   it("names a missing agent on the server", async () => {
     const pushed = await pushSsh(["web-4"], writePlan("missing", "true\n"), "fleetplan-agent-not-installed apply - --json");
     assert.equal(pushed.result.code, 4, `the only target unreachable: exit 4\n${pushed.result.stdout}`);
@@ -208,7 +220,7 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
     try {
       const store = await createNatsStore(normalizeStoreConfig({ url: nats.url }, []), { logger: silentLogger });
       try {
-        await waitFor(async () => (await store.statuses()).has(fresh.host), 15_000, "the agent's first status");
+        await waitFor(async () => (await store.statuses()).some((r) => r.key === fresh.host), 15_000, "the agent's first status");
       } finally {
         await store.close();
       }

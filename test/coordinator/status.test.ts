@@ -15,15 +15,16 @@ import { openCoordinatorDb } from "../../coordinator/db.ts";
 import type { CoordinatorDb } from "../../coordinator/db.ts";
 import { validateServerInput } from "../../coordinator/inventory.ts";
 import { FleetplanError } from "../../shared/errors.ts";
-import { formatKey, generateNodeKey, KeyType } from "../../shared/keys.ts";
+import { formatNodePublic, generateNodeKey } from "../../shared/keys.ts";
 import { silentLogger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
-import { encodeStatus } from "../../shared/status.ts";
+import { signStatusRecord } from "../../shared/status.ts";
 import { normalizeStoreConfig, STORE_DEFAULTS } from "../../shared/store-config.ts";
-import type { AgentStatus, NodeKeyPair } from "../../shared/types.ts";
+import type { AgentStatus, NodeKeyPair, StatusRecord } from "../../shared/types.ts";
 import { agentExposition, startExposer } from "../helpers/metrics-server.ts";
 import type { Exposer } from "../helpers/metrics-server.ts";
 import { startNats } from "../helpers/nats.ts";
+import { initStoreLayout } from "../helpers/store-layout.ts";
 
 await sodiumReady();
 const HASH = "e".repeat(64);
@@ -40,9 +41,11 @@ const body = (host: string, key: string, id = ID) => agentExposition({
 });
 
 const status = (over: Partial<AgentStatus>): AgentStatus => ({
-  host: "web-4", state: "rejected", id: ID, plan_hash: HASH, step: null, step_index: null, steps: null, since: Date.now(),
+  host: "web-4", state: "rejected", id: ID, plan_hash: HASH, step_index: null, steps: null, since: Date.now(),
   boot_time: BOOT, result: "wrong_target", applied_id: null, applied_hash: null, applied_boot_time: null, version: "test", ...over,
 });
+/** web-4's record as its agent would write it: signed with its own node identity. */
+const signed = (st: AgentStatus): StatusRecord => ({ key: st.host, value: signStatusRecord(st, keys.get(st.host)!.identity.privateKey) });
 
 describe("fleetStatus", { timeout: 30_000 }, () => {
   let dir: string;
@@ -60,7 +63,7 @@ describe("fleetStatus", { timeout: 30_000 }, () => {
     db = openCoordinatorDb(join(dir, "fleetplan.db"));
     // web-2's metrics URL was copied from web-1's.
     const url = (host: string) => `${exposer.origin}/${host === "web-2" ? "web-1" : host}/metrics`;
-    db.addServers(HOSTS.map((host) => validateServerInput({ host, node_key: formatKey(KeyType.NodePublic, keys.get(host)!.publicKey), metrics: url(host) })));
+    db.addServers(HOSTS.map((host) => validateServerInput({ host, node_key: formatNodePublic(keys.get(host)!.publicKey, keys.get(host)!.identity.publicKey), metrics: url(host) })));
     for (const host of HOSTS) db.setExpected(host, ID, HASH, Date.now());
   });
   after(async () => {
@@ -69,7 +72,7 @@ describe("fleetStatus", { timeout: 30_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const rows = async (statuses?: () => Promise<Map<string, AgentStatus>>) =>
+  const rows = async (statuses?: () => Promise<StatusRecord[]>) =>
     new Map((await fleetStatus(db, db.servers(), { maxAgeMs: 60_000, ...(statuses && { statuses }) })).map((r): [string, StatusRow] => [r.host, r]));
 
   it("takes metrics as a server's only when they name its host and node key", async () => {
@@ -81,8 +84,9 @@ describe("fleetStatus", { timeout: 30_000 }, () => {
   });
 
   it("reads the store's status records: a rejection of the expected id is `failed`, not `pending` forever", async () => {
-    const r = await rows(async () => new Map([["web-4", status({})]]));
+    const r = await rows(async () => [signed(status({}))]);
     assert.equal(r.get("web-4")!.verdict, "failed");
+    assert.equal(r.get("web-4")!.status_refused, null);
     assert.match(r.get("web-4")!.why, new RegExp(`agent rejected id ${ID}: wrong_target`));
     assert.equal(r.get("web-1")!.verdict, "converged");
   });
@@ -108,13 +112,14 @@ describe("storeStatuses", { timeout: 30_000 }, () => {
   it("reads every status record from a real NATS store, and fails fast when the store is down", async () => {
     const nats = await startNats();
     try {
+      await initStoreLayout(nats.url);
       const nc = await connect({ servers: nats.url });
-      const kv = await new Kvm(nc).create(STORE_DEFAULTS.statusBucket, { history: 1, replicas: 1 });
-      await kv.put("web-4", encodeStatus(status({})));
+      const kv = await new Kvm(nc).open(STORE_DEFAULTS.statusBucket);
+      const record = signed(status({}));
+      await kv.put("web-4", record.value);
       await nc.close();
       const read = await storeStatuses(normalizeStoreConfig({ url: nats.url }, []), silentLogger)();
-      assert.deepEqual([...read.keys()], ["web-4"]);
-      assert.equal(read.get("web-4")!.result, "wrong_target");
+      assert.deepEqual(read.map((r) => [r.key, Buffer.from(r.value).toString()]), [[record.key, Buffer.from(record.value).toString()]]);
     } finally {
       await nats.stop();
     }

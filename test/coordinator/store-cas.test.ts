@@ -21,26 +21,30 @@ const NODE = nodeKeyFromSeed(new Uint8Array(32).fill(5));
 const TRUST = { keys: new Map([[ADMIN.keyId, ADMIN.publicKey]]), threshold: 1 };
 const HOST = "web-1";
 
-const envelope = (id: number, signer = ADMIN): Uint8Array =>
+const envelope = (id: number, signer = ADMIN, target = HOST): Uint8Array =>
   sealEnvelope({ kind: "fleetplan/plan", v: 1, files: [], steps: [{ name: "s", run: `echo ${id}` }] }, {
-    id, target: HOST, nodePublicKey: NODE.publicKey, signers: [signer], expires: Date.now() + 3_600_000,
+    id, target, nodePublicKey: NODE.publicKey, signers: [signer], expires: Date.now() + 3_600_000,
   });
-const keepFor = (id: number) => (current: Uint8Array) => keepNewer(current, id, TRUST);
+const keepFor = (id: number) => (current: Uint8Array) => keepNewer(current, { host: HOST, id }, TRUST);
 const idOf = (bytes: Uint8Array) => parseEnvelope(bytes).header.id;
 
 describe("keepNewer", () => {
   it("keeps an envelope of ours with an equal or higher id", () => {
-    assert.match(keepNewer(envelope(7), 7, TRUST) ?? "", /holds id 7/);
-    assert.match(keepNewer(envelope(9), 7, TRUST) ?? "", /holds id 9/);
+    assert.match(keepNewer(envelope(7), { host: HOST, id: 7 }, TRUST) ?? "", /holds id 7/);
+    assert.match(keepNewer(envelope(9), { host: HOST, id: 7 }, TRUST) ?? "", /holds id 9/);
   });
 
   it("replaces a lower id, another signer's envelope, or bytes that are no envelope", () => {
-    assert.equal(keepNewer(envelope(6), 7, TRUST), null);
-    assert.equal(keepNewer(envelope(99, STRANGER), 7, TRUST), null);
-    assert.equal(keepNewer(new TextEncoder().encode("garbage"), 7, TRUST), null);
+    assert.equal(keepNewer(envelope(6), { host: HOST, id: 7 }, TRUST), null);
+    assert.equal(keepNewer(envelope(99, STRANGER), { host: HOST, id: 7 }, TRUST), null);
+    assert.equal(keepNewer(new TextEncoder().encode("garbage"), { host: HOST, id: 7 }, TRUST), null);
     const forged = envelope(99);
     forged[forged.length - 1]! ^= 1;
-    assert.equal(keepNewer(forged, 7, TRUST), null);
+    assert.equal(keepNewer(forged, { host: HOST, id: 7 }, TRUST), null);
+  });
+
+  it("replaces our envelope for another host copied under this host's key, however high its id", () => {
+    assert.equal(keepNewer(envelope(99, ADMIN, "web-2"), { host: HOST, id: 7 }, TRUST), null);
   });
 });
 

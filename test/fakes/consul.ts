@@ -1,10 +1,10 @@
 // A FAKE of Consul's documented KV HTTP API (/v1/kv, developer.hashicorp.com/consul/api-docs/kv
 // and .../features/blocking) for tests. It is NOT Consul: Consul cannot be installed here.
 // It covers GET (single key, ?recurse, blocking ?index=&wait=), PUT (raw body, 413 over the
-// value limit, Create/ModifyIndex, ?cas=), DELETE, X-Consul-Index, one ACL token (403) and a restart
-// that can lower every index (a snapshot restore). Not covered: raft and consistency modes
-// (?stale, ?consistent are accepted and ignored), ACL policies beyond one all-powerful token,
-// sessions and locks, ?cas= on DELETE, ?flags= on reads, ?keys/?separator, transactions, several
+// value limit, Create/ModifyIndex, ?cas=), DELETE, X-Consul-Index, one ACL token (403) or KV ACL
+// policies per token (consul-acl.ts), and a restart that can lower every index (a snapshot
+// restore). Not covered: raft and consistency modes (?stale, ?consistent are accepted and
+// ignored), ACL rules other than key/key_prefix, token kinds, sessions and locks, ?cas= on DELETE, ?flags= on reads, ?keys/?separator, transactions, several
 // datacenters (?dc= is accepted and ignored), real TLS, wait jitter (the fake never adds any),
 // and index resets other than the simulated restart. See test/fakes/README.md.
 
@@ -13,10 +13,14 @@ import type { AddressInfo } from "node:net";
 import { afterEach } from "node:test";
 import { normalizeStoreConfig } from "../../shared/store-config.ts";
 import type { StoreConfig } from "../../shared/types.ts";
+import { mayRead, mayWrite, mayWritePrefix, parseKeyRules } from "./consul-acl.ts";
+import type { KeyRule } from "./consul-acl.ts";
 
 export interface FakeConsulOptions {
   /** When set, every request must carry it in X-Consul-Token, else 403. */
   token?: string;
+  /** ACL token → its policy in HCL (key / key_prefix rules, default deny); a request with another token gets 403. */
+  policies?: Record<string, string>;
   /** Largest value a PUT may carry, bytes (Consul's default kv_max_value_size: 512 KiB). */
   maxValueBytes?: number;
   port?: number;
@@ -65,6 +69,10 @@ const reply = (res: ServerResponse, status: number, body: string, type = "text/p
   res.end(body);
 };
 
+// Consul's 403 for a token whose policy does not grant the access.
+const denied = (res: ServerResponse, permission: string, key: string): void =>
+  reply(res, 403, `Permission denied: token lacks permission '${permission}' on ${JSON.stringify(key)}`);
+
 const readBody = async (req: IncomingMessage): Promise<Buffer> => {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -105,16 +113,20 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
       const timer = setTimeout(done, ms);
       waiters.add(check);
       res.on("close", done);
+      // As Consul: an index already passed when the query arrives answers at once, not at the next write.
+      check();
     });
 
-  const handleGet = async (res: ServerResponse, key: string, params: URLSearchParams) => {
+  const handleGet = async (res: ServerResponse, key: string, params: URLSearchParams, rules: KeyRule[] | null) => {
     const recurse = params.has("recurse");
+    // Consul refuses a single key the token cannot read, and leaves such keys out of a listing.
+    if (rules && !recurse && !mayRead(rules, key)) return denied(res, "key:read", key);
     const min = Number(params.get("index") ?? 0);
     const waitMs = parseWait(params.get("wait"));
     if (waitMs === null) return reply(res, 400, "Invalid wait time");
     if (min > 0) await block(() => indexOf(key, recurse) > min || !server?.listening, waitMs, res);
     if (res.destroyed) return;
-    const entries = select(key, recurse);
+    const entries = select(key, recurse).filter(([k]) => rules === null || mayRead(rules, k));
     res.setHeader("X-Consul-Index", String(indexOf(key, recurse)));
     if (entries.length === 0) return reply(res, 404, "");
     const body = entries.map(([k, e]) => ({
@@ -150,6 +162,8 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
     reply(res, 200, "true", "application/json");
   };
 
+  const aclRules = new Map(Object.entries(options.policies ?? {}).map(([token, hcl]) => [token, parseKeyRules(hcl)]));
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://fake");
     const index = url.searchParams.get("index");
@@ -157,7 +171,14 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
     if (!url.pathname.startsWith("/v1/kv/")) return reply(res, 404, "404 page not found");
     if (options.token !== undefined && req.headers["x-consul-token"] !== options.token) return reply(res, 403, "Permission denied");
     const key = decodeURIComponent(url.pathname.slice("/v1/kv/".length));
-    if (req.method === "GET") return handleGet(res, key, url.searchParams);
+    const token = req.headers["x-consul-token"] ?? url.searchParams.get("token") ?? "";
+    const rules = options.policies ? aclRules.get(String(token)) : null;
+    if (rules === undefined) return reply(res, 403, "ACL not found");
+    if (rules && req.method === "PUT" && !mayWrite(rules, key)) return denied(res, "key:write", key);
+    if (rules && req.method === "DELETE" && !(url.searchParams.has("recurse") ? mayWritePrefix(rules, key) : mayWrite(rules, key))) {
+      return denied(res, "key:write", key);
+    }
+    if (req.method === "GET") return handleGet(res, key, url.searchParams, rules);
     if (req.method === "PUT") return handlePut(req, res, key, url.searchParams);
     if (req.method === "DELETE") return handleDelete(res, key, url.searchParams);
     reply(res, 405, "method not allowed");

@@ -8,14 +8,21 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Agent } from "../../agent/agent.ts";
 import type { AgentConfigInput } from "../../agent/config.ts";
-import { decodeStatus } from "../../shared/status.ts";
+import { parseStatusRecord } from "../../shared/status.ts";
 import type { AgentStatus } from "../../shared/types.ts";
 import { createNode, createWorld, metricValue, startAgentProcess, startInProcess, waitFor } from "./fleet.ts";
 import type { AgentProcess, Node } from "./fleet.ts";
 import { startNats } from "./nats.ts";
+import { initStoreLayout } from "./store-layout.ts";
+
+const statusOf = (value: Uint8Array): AgentStatus | null => {
+  const parsed = parseStatusRecord(value);
+  return parsed.ok ? parsed.status : null;
+};
 
 /** Connect to a test nats-server's plan and status buckets; `close()` drains the connection. */
 export const openKv = async (url: string) => {
+  await initStoreLayout(url);
   const nc = await connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 200, timeout: 2_000 });
   const kvm = new Kvm(nc);
   const plans = await kvm.create("fleetplan-plans", { history: 5, timeout: 2_000 });
@@ -33,10 +40,10 @@ export const openKv = async (url: string) => {
         }
       }
     },
-    /** The host's status value as stored (raw text, to search for leaks) and decoded. */
+    /** The host's status value as stored (raw text, to search for leaks) and its status (signature not checked here). */
     status: async (host: string): Promise<{ raw: string; status: AgentStatus | null } | null> => {
       const entry = await statuses.get(host);
-      return entry && entry.operation === "PUT" ? { raw: new TextDecoder().decode(entry.value), status: decodeStatus(entry.value) } : null;
+      return entry && entry.operation === "PUT" ? { raw: new TextDecoder().decode(entry.value), status: statusOf(entry.value) } : null;
     },
     close: async (): Promise<void> => {
       await nc.drain().catch(() => nc.close());

@@ -16,6 +16,7 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import type { AdminKeyPair, NodeKeyPair, Plan } from "../../shared/types.ts";
 import { AGENT_BIN, CLI_BIN } from "../../coordinator/demo/fleet.ts";
 import { freePort, waitFor, waitListening } from "./ports.ts";
+import { initStoreLayout } from "./store-layout.ts";
 
 export { AGENT_BIN, CLI_BIN };
 
@@ -66,9 +67,31 @@ export const createNode = async (world: World, host: string, store: string, over
   };
 };
 
-/** An agent in this process (with its store feed unless `feed: null`). */
-export const startInProcess = (node: Node, deps: AgentDeps = {}): Promise<Agent> =>
-  createAgent(node.config, { logger: silentLogger, feed: createFeed(node.config.store, silentLogger), ...deps });
+// Agents never create buckets: the first agent started against a store creates the layout, as
+// `fleetplan store init` would (once per server URL; a test that deletes a bucket re-inits itself).
+// No server listening (an agent started against no store) is not an error here.
+const layouts = new Map<string, Promise<unknown>>();
+const ensureLayout = (node: Node): Promise<unknown> => {
+  const key = node.config.store.servers.join(",");
+  let ready = layouts.get(key);
+  if (!ready) {
+    ready = initStoreLayout(node.config.store, { skipUnreachable: true }).then(
+      (outcomes) => outcomes.length > 0 || layouts.delete(key), // skipped: try again next time
+      (error: unknown) => {
+        layouts.delete(key);
+        throw error;
+      },
+    );
+    layouts.set(key, ready);
+  }
+  return ready;
+};
+
+/** An agent in this process (with its store feed unless `feed: null`), the store's layout created first. */
+export const startInProcess = async (node: Node, deps: AgentDeps = {}): Promise<Agent> => {
+  if (deps.feed !== null) await ensureLayout(node);
+  return createAgent(node.config, { logger: silentLogger, feed: createFeed(node.config.store, silentLogger), ...deps });
+};
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -80,6 +103,7 @@ export interface AgentProcess {
 
 /** A real `fleetplan-agent run` process; resolves once its metrics endpoint listens. */
 export const startAgentProcess = async (node: Node, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> => {
+  await ensureLayout(node);
   const child = spawn("node", [AGENT_BIN, "run", "--config", node.configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   let log = "";
   child.stderr!.on("data", (c: Buffer) => (log += c.toString()));

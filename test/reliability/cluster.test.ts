@@ -55,7 +55,7 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
   let nodes: Node[];
   let agents: Agent[] = [];
   let coordinator: Coordinator;
-  let stalled = 0;
+  let missed = 0;
   let retries = 0;
 
   before(async () => {
@@ -71,8 +71,8 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
     }, 30_000, "the cluster to create the R3 buckets");
     nodes = await Promise.all(Array.from({ length: AGENTS }, (_, i) =>
       createNode(world, `cluster-${i}`, cluster!.url, { metricsListen: "off", storeOptions: { replicas: 3 } })));
-    // Feeds log to a counter: how many watches went silent with the killed node (see nats-feed.ts).
-    const logger = createLogger({ level: "warn", write: (line) => void (line.includes('"store_watch_stalled"') && stalled++) });
+    // Feeds log to a counter: how many notices were lost with the killed node (caught by the safety-net read, see nats-feed.ts).
+    const logger = createLogger({ level: "warn", write: (line) => void (line.includes('"store_notice_missed"') && missed++) });
     agents = await Promise.all(nodes.map((n) => startInProcess(n, { feed: createFeed(n.config.store, logger) })));
     coordinator = createCoordinator(world, nodes, config, createLogger({ write: (line) => void (line.includes('"store_retry"') && retries++) }));
   });
@@ -91,7 +91,7 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
     assert.notEqual(survivor, leader);
     t.diagnostic(JSON.stringify({
       fault: "cluster_leader_kill9", agents: AGENTS, killed: leader, new_leader: survivor, put_retries: retries, first_push: r.first.counts,
-      repushed: r.repushed, watches_restarted: stalled, converged_ms: r.convergedMs, converged_after_kill_ms: r.convergedAt - r.faultDoneAt,
+      repushed: r.repushed, notices_missed: missed, converged_ms: r.convergedMs, converged_after_kill_ms: r.convergedAt - r.faultDoneAt,
     }));
   });
 });

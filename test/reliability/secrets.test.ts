@@ -13,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { formatNodePublic } from "../../shared/keys.ts";
 import { STORE_DEFAULTS } from "../../shared/store-config.ts";
 import type { Plan } from "../../shared/types.ts";
 import { CLI_BIN, createNode, createWorld, startAgentProcess } from "../helpers/fleet.ts";
@@ -24,7 +25,8 @@ import { dumpDatabase } from "./support.ts";
 const run = promisify(execFile);
 const secret = () => `fpsecret${randomBytes(12).toString("hex")}`;
 
-// Every path a plan can take; "rejected" is registered with another node's key (wrong_target).
+// Every path a plan can take; "rejected" is registered with another node's X25519 key (wrong_target)
+// beside its own identity key, so its signed rejection is still evidence.
 const CASES = {
   "sec-ok": { outcome: "succeeded", step: { name: "configure", run: 'test -n "$DB_PASSWORD"\necho configured' } },
   "sec-fail": { outcome: "failed", step: { name: "migrate", run: 'test -n "$DB_PASSWORD"\necho "migration failed" >&2\nexit 3' } },
@@ -63,8 +65,9 @@ describe("secrets in plans never leak", { timeout: 120_000 }, () => {
     await Promise.all(HOSTS.map(async (h) => agents.set(h, await startAgentProcess(nodes.get(h)!))));
     assert.equal((await cli(["init", "--json"])).code, 0);
     for (const host of HOSTS) {
-      const keyOf = host === "sec-rej" ? nodes.get("sec-ok")! : nodes.get(host)!;
-      assert.equal((await cli(["server", "add", host, "--node-key", keyOf.nodePubPath, "--metrics", `127.0.0.1:${nodes.get(host)!.metricsPort}`, "--json"])).code, 0);
+      const own = nodes.get(host)!.keys;
+      const nodeKey = host === "sec-rej" ? formatNodePublic(nodes.get("sec-ok")!.keys.publicKey, own.identity.publicKey) : nodes.get(host)!.nodePubPath;
+      assert.equal((await cli(["server", "add", host, "--node-key", nodeKey, "--metrics", `127.0.0.1:${nodes.get(host)!.metricsPort}`, "--json"])).code, 0);
     }
     const plans = join(world.dir, "plans");
     mkdirSync(plans);

@@ -15,13 +15,13 @@ import { push } from "../../coordinator/push.ts";
 import type { PushEvent, PushSummary } from "../../coordinator/push.ts";
 import { createNatsStore } from "../../coordinator/store/nats-store.ts";
 import type { Ledger, RunRow } from "../../agent/ledger.ts";
-import { blake2bHex } from "../../shared/keys.ts";
 import { silentLogger } from "../../shared/log.ts";
 import type { Logger } from "../../shared/log.ts";
-import { planBytes } from "../../shared/plan.ts";
-import { normalizeStoreConfig, STORE_DEFAULTS } from "../../shared/store-config.ts";
+import { normalizePlan } from "../../shared/plan.ts";
+import { STORE_DEFAULTS } from "../../shared/store-config.ts";
 import type { Plan, PlanStore, StoreConfig } from "../../shared/types.ts";
 import type { Node, World } from "../helpers/fleet.ts";
+import { initStoreLayout, testStoreConfig } from "../helpers/store-layout.ts";
 
 // The file a marker plan appends one line (`<id>`) to per execution.
 const markerPath = (node: Node): string => join(node.root, "marker");
@@ -38,19 +38,11 @@ export const markerPlan = (node: Node, label: string, extraStep = "true"): Plan 
 export const markerIds = (node: Node): number[] =>
   existsSync(markerPath(node)) ? readFileSync(markerPath(node), "utf8").split("\n").filter(Boolean).map(Number) : [];
 
-// A plan as the coordinator loads it from disk: canonical bytes and their hash.
-const loadedPlan = (plan: Plan, source = "test"): LoadedPlan => {
-  const bytes = planBytes(plan);
-  return { source, bytes, hash: blake2bHex(bytes) };
-};
+// A plan as the coordinator loads it from disk.
+const loadedPlan = (plan: Plan, source = "test"): LoadedPlan => ({ source, plan: normalizePlan(plan) });
 
 /** A store config for the coordinator side (comma-separated URLs for a cluster). */
-export const storeConfig = (url: string, replicas = 1): StoreConfig => {
-  const problems: string[] = [];
-  const config = normalizeStoreConfig({ url, replicas }, problems, {});
-  if (problems.length > 0) throw new Error(problems.join("; "));
-  return config;
-};
+export const storeConfig = (url: string, replicas = 1): StoreConfig => testStoreConfig(url, replicas);
 
 export interface Coordinator {
   db: CoordinatorDb;
@@ -94,8 +86,9 @@ export const createCoordinator = (world: World, nodes: Node[], config: StoreConf
 
 /** The plan bucket through plain nats.js, as an attacker with store access would use it. */
 export const openRawBucket = async (url: string) => {
+  // The layout `fleetplan store init` creates (a test cluster: as many replicas as nodes).
+  await initStoreLayout(storeConfig(url, url.split(",").length));
   const nc = await connect({ servers: url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  // Created with the agents' settings if no agent has created it yet, so both sides agree.
   const kvm = new Kvm(nc);
   const kv: KV = await kvm.create(STORE_DEFAULTS.planBucket, { history: 5 }).catch(() => kvm.open(STORE_DEFAULTS.planBucket));
   return {

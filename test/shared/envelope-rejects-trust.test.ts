@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { blake2bHex, planBytes, sodium } from "../../shared/mod.ts";
+import { timestampId } from "../../shared/ids.ts";
 import { splitEnvelope } from "../../shared/wire.ts";
 import { ADMIN, ADMINS, assertRejects, HWM_ID, NOW, open, OTHER_NODE, OUTSIDER, samplePlan, seal, trustOf } from "./fixtures.ts";
 import { resign } from "./forge.ts";
@@ -97,6 +98,17 @@ describe("validity window", () => {
 
   it("refuses an envelope issued beyond the allowed clock skew (from_future)", () => {
     assertRejects(seal(samplePlan(), { issued: NOW + 5 * 60_000 + 1 }), "from_future");
+  });
+
+  it("refuses an id that runs ahead of its own issue time: a huge id cannot freeze the host (from_future)", () => {
+    for (const id of [Number.MAX_SAFE_INTEGER, 99991231235959, timestampId(new Date(NOW + 5 * 60_000 + 1_000))]) {
+      const error = assertRejects(seal(samplePlan(), { id, issued: NOW }), "from_future");
+      assert.match(error.message, /runs ahead of its issue time/);
+    }
+  });
+
+  it("accepts an id up to its issue time plus the allowed skew, and any small id", () => {
+    for (const id of [timestampId(new Date(NOW + 5 * 60_000)), HWM_ID + 7]) assert.equal(open(seal(samplePlan(), { id, issued: NOW })).header.id, id);
   });
 
   it("accepts an envelope issued within the allowed clock skew", () => {

@@ -15,7 +15,10 @@ const withStep = (s: Record<string, unknown>) => ({ ...base(), steps: [{ ...step
 const INVALID: [string, unknown, string][] = [
   ["not an object", [], "plan"],
   ["wrong kind", { ...base(), kind: "other" }, "plan.kind"],
-  ["wrong version", { ...base(), v: 2 }, "plan.v"],
+  ["wrong version", { ...base(), v: 3 }, "plan.v"],
+  ["version 2 without a salt", { ...base(), v: 2 }, "plan.salt"],
+  ["version 2 with a short salt", { ...base(), v: 2, salt: "ab" }, "plan.salt"],
+  ["a salt in version 1", { ...base(), salt: "ab".repeat(32) }, "plan.salt"],
   ["id zero", { ...base(), id: 0 }, "plan.id"],
   ["id unsafe", { ...base(), id: 2 ** 53 }, "plan.id"],
   ["target not a string", { ...base(), target: 7 }, "plan.target"],
