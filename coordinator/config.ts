@@ -22,6 +22,7 @@ export interface CoordinatorFlags {
   "tls-ca"?: string;
   "tls-cert"?: string;
   "tls-key"?: string;
+  "notify-prefix"?: string;
   json?: boolean;
 }
 
@@ -69,7 +70,11 @@ export const normalizeCoordinatorConfig = (flags: CoordinatorFlags, env: NodeJS.
   const db = resolve(flags.db ?? env.FLEETPLAN_DB ?? "fleetplan.db");
   const replicas = flags.replicas ?? env.FLEETPLAN_REPLICAS;
   const files = readableFiles(flags, env, problems);
-  const input = { url: flags.store ?? env.FLEETPLAN_STORE, ...(replicas !== undefined && { replicas: Number(replicas) }), ...files };
+  const notifyPrefix = flags["notify-prefix"] ?? (env.FLEETPLAN_NOTIFY_PREFIX || undefined);
+  const input = {
+    url: flags.store ?? env.FLEETPLAN_STORE, ...(replicas !== undefined && { replicas: Number(replicas) }),
+    ...(notifyPrefix !== undefined && { notifyPrefix }), ...files,
+  };
   const store = normalizeStoreConfig(input, problems, env);
   const fromEnv = env.FLEETPLAN_ADMIN_KEY ? env.FLEETPLAN_ADMIN_KEY.split(",") : [];
   const adminKeys = (flags["admin-key"]?.length ? flags["admin-key"] : fromEnv.length ? fromEnv : [defaultAdminKey(db)]).map((p) => resolve(p));

@@ -108,6 +108,11 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
     const conn = await connect(natsConnectOptions({ ...config, inboxPrefix: config.inboxPrefix ?? defaultInboxPrefix(host) }, {
       name: `fleetplan-agent/${host}`, forever: true,
     }));
+    // close() ran while the first connect was pending (it waits for the server forever): nothing else would close it.
+    if (closed.signal.aborted) {
+      await conn.close();
+      throw new FleetplanError("store_unavailable", "the feed was closed while connecting");
+    }
     try {
       conn.subscribe(notifySubject(config, host), { callback: onNotice });
       await conn.flush();

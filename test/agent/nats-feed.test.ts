@@ -13,12 +13,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { parseDirectGet, parsePubAck } from "../../agent/store/nats-direct.ts";
 import { createNatsFeed, judgeRead } from "../../agent/store/nats-feed.ts";
 import { FleetplanError } from "../../shared/errors.ts";
-import { createLogger } from "../../shared/log.ts";
+import { createLogger, silentLogger } from "../../shared/log.ts";
 import { kvStream } from "../../shared/store-layout.ts";
 import type { PlanFeed, StoreConfig } from "../../shared/types.ts";
 import { startNats } from "../helpers/nats.ts";
 import type { NatsServer } from "../helpers/nats.ts";
-import { waitFor } from "../helpers/ports.ts";
+import { freePort, waitFor } from "../helpers/ports.ts";
 import { initStoreLayout, testStoreConfig } from "../helpers/store-layout.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -188,6 +188,23 @@ describe("nats feed against a real nats-server", { timeout: 120_000 }, () => {
     await waitFor(() => g.logged("store_connected") === 1, 5_000, "connected");
     await assert.rejects(g.feed.putStatus("status-2", text("x")),
       (e: FleetplanError) => e.reason === "store_bucket_missing" && /store init/.test(e.message));
+  });
+
+  it("closed while its first connect waits for a server that is not there yet: no connection is left behind", { timeout: 40_000 }, async () => {
+    const port = await freePort();
+    const feed = createNatsFeed(testStoreConfig(`nats://127.0.0.1:${port}`), { logger: silentLogger });
+    void feed.follow("late-1", { onEnvelope: async () => {} });
+    await sleep(300);
+    await feed.close();
+    const monitorPort = await freePort();
+    const late = await startNats({ port, extraArgs: ["-m", String(monitorPort)] });
+    try {
+      await sleep(3_000); // the pending connect retries about once a second
+      const connz = (await (await fetch(`http://127.0.0.1:${monitorPort}/connz`)).json()) as { num_connections: number };
+      assert.equal(connz.num_connections, 0, "the feed's connection was closed as soon as it opened");
+    } finally {
+      await late.stop();
+    }
   });
 
   it("catches up after a server restart: a put made while it was away is delivered", { timeout: 40_000 }, async () => {

@@ -84,6 +84,17 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
     assert.equal(again.stdout, "fleetplan-plans (stream KV_fleetplan-plans): current\nfleetplan-status (stream KV_fleetplan-status): current\n");
   });
 
+  it("--notify-prefix moves the notices (as agents' storeOptions.notifyPrefix); a bad prefix is a usage error", { timeout: 20_000 }, async () => {
+    const custom = await run(["store", "init", "--store", nats.url, "--notify-prefix", "ops.fleet.notify", "--json"]);
+    assert.equal(custom.code, 0, custom.stderr);
+    assert.equal((await jsm.streams.info(kvStream("fleetplan-plans"))).config.republish?.dest, "ops.fleet.notify.>");
+    const bad = await run(["store", "init", "--store", nats.url, "--notify-prefix", "ops.>"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /notify prefix: "ops\.>" must be dot-separated tokens/);
+    assert.equal((await run(["store", "init", "--store", nats.url])).code, 0, "back to the default");
+    assert.equal((await jsm.streams.info(kvStream("fleetplan-plans"))).config.republish?.dest, "fleetplan.notify.>");
+  });
+
   it("an old bucket (Kvm.create: no republish, no cap) makes push refuse; store init updates it, keeping its values", { timeout: 30_000 }, async () => {
     await jsm.streams.delete(kvStream("fleetplan-plans"));
     const old = await new Kvm(nc).create("fleetplan-plans", { history: 5 });
