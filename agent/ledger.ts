@@ -1,4 +1,4 @@
-// The agent's durable memory (PROTOCOL.md step 8): every envelope seen, the high-water mark,
+// The agent's durable memory (docs/protocol.md step 8): every envelope seen, the high-water mark,
 // runs and their steps, in SQLite. better-sqlite3 is synchronous: a write waiting on another
 // process's lock blocks the event loop for up to busyTimeoutMs, which is the price of keeping
 // accept-before-execute a single, simple transaction.

@@ -5,7 +5,7 @@ import type { Ledger } from "./ledger.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
 /**
- * Rejections decided before the signatures verified (PROTOCOL.md steps 1–3), plus
+ * Rejections decided before the signatures verified (docs/protocol.md steps 1–3), plus
  * `wrong_target` (a valid envelope for another host, copied here): what they claim, the id
  * above all, is not ours to report.
  */

@@ -1,9 +1,7 @@
 #!/usr/bin/env node
-// Entry point: registers tsx (resolved next to this file, so it works from any directory)
-// and runs the TypeScript CLI directly, without a build step.
-import { register } from "tsx/esm/api";
+// Entry point: runs the compiled coordinator CLI from dist/ (`npm run build`), no TypeScript at run time.
+import { importBuilt } from "../shared/built.mjs";
 import { runCli } from "../shared/run-cli.mjs";
 
-register();
-const { main } = await import("./cli/main.ts");
+const { main } = await importBuilt("coordinator/cli/main.js");
 await runCli(main);

@@ -1,4 +1,4 @@
-// Provisioning ids (PROTOCOL.md): the UTC timestamp YYYYMMDDHHMMSS as an integer, or last+1
+// Provisioning ids (docs/protocol.md): the UTC timestamp YYYYMMDDHHMMSS as an integer, or last+1
 // when that is not above the last id issued for the target, so ids never repeat or go down
 // even when pushes come faster than one a second or the clock is set back.
 

@@ -3,7 +3,7 @@ import { parseStatusRecord, statusSignatureValid } from "../shared/status.ts";
 import type { AgentStatus, StatusRecord } from "../shared/types.ts";
 import type { ServerRow } from "./db.ts";
 
-// Which status records from the store count as evidence (PROTOCOL.md, status records), pure: only a
+// Which status records from the store count as evidence (docs/protocol.md, status records), pure: only a
 // record signed by the identity key the inventory holds for the host whose store key it was read
 // from, naming that host. Callers count and report everything else; they never believe it.
 

@@ -150,7 +150,7 @@ const parsePlanBytes = (bytes: Uint8Array, header: EnvelopeHeader): Plan => {
   return plan;
 };
 
-/** PROTOCOL.md's verification order, cheapest first, failing closed with a coded error. */
+/** docs/protocol.md's verification order, cheapest first, failing closed with a coded error. */
 export const openEnvelope = (bytes: Uint8Array, options: OpenOptions): OpenedEnvelope => {
   const limits = options.limits ? { ...DEFAULT_LIMITS, ...options.limits } : DEFAULT_LIMITS;
   // 1–2. size bounds, magic, version, header

@@ -1,7 +1,7 @@
 // Coded errors. The `reason` strings are a public contract: they appear verbatim in logs,
 // in the `result` label of fleetplan_agent_envelopes_total, and in CLI `--json` output.
 
-/** Why an envelope was rejected, in PROTOCOL.md's verification order. */
+/** Why an envelope was rejected, in docs/protocol.md's verification order. */
 export const RejectReason = {
   TooLarge: "too_large",
   Malformed: "malformed",
@@ -56,7 +56,7 @@ export class FleetplanError<R extends string = Reason> extends Error {
   }
 }
 
-/** An envelope failed one step of PROTOCOL.md's verification order. */
+/** An envelope failed one step of docs/protocol.md's verification order. */
 export class EnvelopeError extends FleetplanError<RejectReason> {
   /** Provisioning id from the header, when it could be parsed (for logging only). */
   readonly id: number | undefined;

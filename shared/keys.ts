@@ -26,7 +26,7 @@ const KEY_LENGTH: Record<KeyType, number> = {
 /** BLAKE2b key of the node identity derivation: 26 bytes, fixed forever (existing node keys depend on it). */
 const NODE_IDENTITY_KEY = new TextEncoder().encode("fleetplan/node-identity/v1");
 
-/** Key id: first 8 bytes of BLAKE2b-256(public key), hex (PROTOCOL.md). */
+/** Key id: first 8 bytes of BLAKE2b-256(public key), hex (docs/protocol.md). */
 export const keyIdOf = (publicKey: Uint8Array): string =>
   toHex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
 

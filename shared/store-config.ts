@@ -8,7 +8,7 @@ export const STORE_DEFAULTS = {
   notifyPrefix: "fleetplan.notify",
 } as const;
 
-/** Consul KV prefixes (PROTOCOL.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
+/** Consul KV prefixes (docs/protocol.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
 export const CONSUL_PREFIX = { plans: "fleetplan/plans/", status: "fleetplan/status/" } as const;
 
 /** Read + compare-and-set rounds of one envelope put before it gives up as `conflict`. */

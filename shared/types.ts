@@ -140,14 +140,14 @@ export const AgentState = {
 } as const;
 export type AgentState = (typeof AgentState)[keyof typeof AgentState];
 
-/** Live status an agent publishes under its hostname (PROTOCOL.md, Stores). */
+/** Live status an agent publishes under its hostname (docs/protocol.md, Stores). */
 export interface AgentStatus {
   host: string;
   state: AgentState;
   /** Provisioning id the state refers to (for `rejected`: the rejected envelope's id). */
   id: number | null;
   plan_hash: string | null;
-  /** Step position only: names would be plan content in clear (PROTOCOL.md, status records). */
+  /** Step position only: names would be plan content in clear (docs/protocol.md, status records). */
   step_index: number | null;
   steps: number | null;
   /** unix ms when this state began */

@@ -2,11 +2,9 @@ import { parseFlags, processIo, reportError } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { VERSION } from "../../shared/version.ts";
-import { applyOnce } from "./apply.ts";
 import { agentConfigFrom, CONFIG_FLAGS, onePositional } from "./common.ts";
-import { inspectEnvelope } from "./inspect.ts";
-import { localHistory, localStatus, nodeKeygen, nodePubkey } from "./local.ts";
-import { runDaemon } from "./run.ts";
+// Command modules (SQLite, nats.js, libsodium, …) are imported when their command runs: --help and
+// --version load none of them.
 
 const HELP = `fleetplan-agent ${VERSION} — verifies and applies signed provisioning plans on this node
 
@@ -56,24 +54,24 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
     }
     switch (command) {
       case "run":
-        return await runDaemon(agentConfigFrom(values));
+        return await (await import("./run.ts")).runDaemon(agentConfigFrom(values));
       case "apply":
-        return await applyOnce(onePositional(positionals, "envelope file (or - for stdin)"), agentConfigFrom(values), json, io);
+        return await (await import("./apply.ts")).applyOnce(onePositional(positionals, "envelope file (or - for stdin)"), agentConfigFrom(values), json, io);
       case "keygen":
         if (!values.out) throw new FleetplanError("invalid_argument", "keygen needs --out DIR");
-        return await nodeKeygen(values.out, json, io);
+        return await (await import("./local.ts")).nodeKeygen(values.out, json, io);
       case "pubkey":
-        return await nodePubkey(agentConfigFrom(values), json, io);
+        return await (await import("./local.ts")).nodePubkey(agentConfigFrom(values), json, io);
       case "inspect": {
         const opts = { ...(values.trust && { trust: values.trust }), ...(values.key && { key: values.key }), ...(values.hostname && { hostname: values.hostname }) };
-        return await inspectEnvelope(onePositional(positionals, "envelope file"), opts, json, io);
+        return await (await import("./inspect.ts")).inspectEnvelope(onePositional(positionals, "envelope file"), opts, json, io);
       }
       case "status":
-        return localStatus(agentConfigFrom(values), json, io);
+        return (await import("./local.ts")).localStatus(agentConfigFrom(values), json, io);
       case "history": {
         const limit = Number(values.limit ?? 20);
         if (!Number.isInteger(limit) || limit < 1) throw new FleetplanError("invalid_argument", `--limit: ${values.limit} must be a positive integer`);
-        return localHistory(agentConfigFrom(values), limit, json, io);
+        return (await import("./local.ts")).localHistory(agentConfigFrom(values), limit, json, io);
       }
       default:
         throw new FleetplanError("invalid_argument", `unknown command ${JSON.stringify(command)}; see fleetplan-agent --help`);

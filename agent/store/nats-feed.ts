@@ -57,6 +57,13 @@ const createWake = (signal: AbortSignal) => {
   };
 };
 
+/** The promise's value, or undefined after `ms`; the timer does not outlive the answer. */
+const withinMs = <T>(promise: Promise<T>, ms: number): Promise<T | undefined> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+};
+
 const jitter = (ms: number): number => Math.round(ms * (0.5 + Math.random()));
 
 /**
@@ -71,6 +78,10 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
   const wake = createWake(closed.signal);
   const safetyNetMs = opts.safetyNetMs ?? SAFETY_NET_MS;
   let nc: NatsConnection | undefined;
+  // Resolved once the first connection is open: a status published at start waits for it
+  // (bounded) instead of failing and logging on every start.
+  let opened!: (conn: NatsConnection) => void;
+  const firstConnection = new Promise<NatsConnection>((resolve) => (opened = resolve));
   let last: Delivered = { seq: 0, time: 0 };
   let noticed = 0; // highest sequence a notice announced since the last reset
   let connected = false;
@@ -154,7 +165,7 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
       const woken = await wake.wait(waitMs);
       if (closed.signal.aborted) break;
       try {
-        conn ??= nc = await open(host, events);
+        if (!conn) opened((conn = nc = await open(host, events)));
         await readOnce(conn, host, events, woken || attempt > 0);
         attempt = behind = 0;
         waitMs = jitter(safetyNetMs);
@@ -171,8 +182,9 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
 
   // A plain request to the status key's subject, checked by its PubAck: no bucket handle is needed.
   const putStatus = async (host: string, record: Uint8Array): Promise<void> => {
-    if (!nc) throw new FleetplanError("store_unavailable", "not connected to NATS yet");
-    await putRecord(nc, config.statusBucket, host, record, config.timeoutMs);
+    const conn = nc ?? (await withinMs(firstConnection, config.timeoutMs));
+    if (!conn) throw new FleetplanError("store_unavailable", `not connected to NATS within ${config.timeoutMs} ms`);
+    await putRecord(conn, config.statusBucket, host, record, config.timeoutMs);
   };
 
   const close = async (): Promise<void> => {

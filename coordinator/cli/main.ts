@@ -7,14 +7,9 @@ import { FleetplanError } from "../../shared/errors.ts";
 import { createLogger } from "../../shared/log.ts";
 import { VERSION } from "../../shared/version.ts";
 import { normalizeCoordinatorConfig } from "../config.ts";
-import { openCoordinatorDb } from "../db.ts";
 import type { CoordinatorDb } from "../db.ts";
-import { printHistory } from "./history.ts";
-import { adminKeygen, init, printTrust, seal } from "./keys.ts";
-import { pushCommand, selectServers } from "./push.ts";
-import { serverCommand } from "./server.ts";
-import { fleetStatus, printStatus, storeStatuses } from "./status.ts";
-import { storeCommand } from "./store.ts";
+// Command modules (SQLite, nats.js, libsodium, …) are imported when their command runs: --help and
+// --version load none of them.
 
 const HELP = `fleetplan ${VERSION} — push signed, encrypted provisioning plans to a fleet and prove convergence
 
@@ -25,13 +20,15 @@ Usage:
   fleetplan seal --plan FILE --target HOST --node-key PUB --id N [--expires 24h] --out FILE
   fleetplan server add HOST --node-key PUB [--metrics URL] [--ssh user@host:port] [--group G] [--not-bootstrapped]
   fleetplan server list [--group G] | remove HOST | import FILE (JSON array or CSV)
+  fleetplan server list --prometheus-sd [--group G] [--out FILE]   Prometheus file_sd targets labelled host (and group)
   fleetplan push --plan FILE (--servers a,b | --group G | --all)
   fleetplan push --plans DIR [--servers a,b | --group G | --all]   HOST.json or HOST.sh per server; default all
                  [--dry-run] [--force] [--wait [--timeout 10m]] [--expires 24h] [--concurrency 16]
                  [--via store|ssh] [--ssh-config FILE] [--remote-agent CMD] [--prometheus URL] [--max-age 30m]
                  --via store (default): the store, SSH for servers not yet bootstrapped; ssh: every target over SSH
                  --prometheus/--max-age: where and how fresh convergence is read, to skip converged targets
-  fleetplan status [--servers a,b | --group G | --all] [--prometheus URL] [--max-age 30m]
+  fleetplan status [--servers a,b | --group G | --all] [--prometheus URL] [--max-age 30m] [--textfile FILE.prom]
+                 --textfile: write every host's expected plan as fleetplan_expected_plan_info (node_exporter textfile)
   fleetplan history [HOST] [--limit 50]
   fleetplan store init [--replicas N]              create or update the NATS buckets (run once before agents start)
   fleetplan store credentials --out DIR [--rotate] [--consul]
@@ -42,6 +39,8 @@ Global flags:
   --store URL        nats://host:port[,nats://...] or consul://host:port ($FLEETPLAN_STORE)
   --admin-key FILE   signing key, repeat for k-of-n (default: keys/admin.key beside the db, or $FLEETPLAN_ADMIN_KEY a,b)
   --replicas N       KV replicas when this command creates the buckets (NATS cluster; default 1, or $FLEETPLAN_REPLICAS)
+  --notify-prefix P  subject prefix of the plan bucket's notices, as agents' storeOptions.notifyPrefix
+                     (default fleetplan.notify, or $FLEETPLAN_NOTIFY_PREFIX; store init and store credentials)
   --creds FILE       NATS credentials (coordinator.creds from \`store credentials\`; or $FLEETPLAN_CREDS)
   --tls-ca FILE      CA certificate of the store's TLS (or $FLEETPLAN_TLS_CA); --tls-cert FILE --tls-key FILE: client
                      certificate and key (or $FLEETPLAN_TLS_CERT, $FLEETPLAN_TLS_KEY)
@@ -52,7 +51,7 @@ Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input er
 
 const FLAGS = {
   db: { type: "string" }, store: { type: "string" }, "admin-key": { type: "string", multiple: true }, replicas: { type: "string" }, json: { type: "boolean" },
-  creds: { type: "string" }, "tls-ca": { type: "string" }, "tls-cert": { type: "string" }, "tls-key": { type: "string" },
+  "notify-prefix": { type: "string" }, creds: { type: "string" }, "tls-ca": { type: "string" }, "tls-cert": { type: "string" }, "tls-key": { type: "string" },
   help: { type: "boolean", short: "h" }, version: { type: "boolean" },
   out: { type: "string" }, plan: { type: "string" }, plans: { type: "string" }, target: { type: "string" },
   "node-key": { type: "string" }, id: { type: "string" }, expires: { type: "string" }, threshold: { type: "string" },
@@ -62,9 +61,10 @@ const FLAGS = {
   "ssh-config": { type: "string" }, "remote-agent": { type: "string" },
   prometheus: { type: "string" }, "max-age": { type: "string" }, limit: { type: "string" },
   rotate: { type: "boolean" }, consul: { type: "boolean" },
+  "prometheus-sd": { type: "boolean" }, textfile: { type: "string" },
 } as const;
 
-const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "creds", "tls-ca", "tls-cert", "tls-key", "json", "help", "version"]);
+const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "notify-prefix", "creds", "tls-ca", "tls-cert", "tls-key", "json", "help", "version"]);
 const TARGET_FLAGS = ["servers", "group", "all"];
 
 /** What each command takes beside the global flags: anything else is refused, never ignored. */
@@ -74,7 +74,7 @@ const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
   trust: { flags: ["threshold"], args: 0 },
   seal: { flags: ["plan", "target", "node-key", "id", "expires", "out"], args: 0 },
   "server add": { flags: ["node-key", "metrics", "ssh", "group", "not-bootstrapped"], args: 1 },
-  "server list": { flags: ["group"], args: 0 },
+  "server list": { flags: ["group", "prometheus-sd", "out"], args: 0 },
   "server remove": { flags: [], args: 1 },
   "server import": { flags: [], args: 1 },
   // push checks its own positionals.
@@ -82,7 +82,7 @@ const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
     flags: ["plan", "plans", ...TARGET_FLAGS, "dry-run", "force", "wait", "timeout", "expires", "concurrency", "via", "ssh-config", "remote-agent", "prometheus", "max-age"],
     args: Infinity,
   },
-  status: { flags: [...TARGET_FLAGS, "prometheus", "max-age"], args: 0 },
+  status: { flags: [...TARGET_FLAGS, "prometheus", "max-age", "textfile"], args: 0 },
   history: { flags: ["limit"], args: 1 },
   "store init": { flags: [], args: 0 },
   "store credentials": { flags: ["out", "rotate", "consul"], args: 0 },
@@ -121,7 +121,7 @@ const SQLITE_MAGIC = "SQLite format 3\0";
  * wrong directory or --db), not a new empty inventory. A directory or a file that is not SQLite
  * is named as such instead of failing inside SQLite.
  */
-const openDatabase = (path: string, create: boolean): CoordinatorDb => {
+const openDatabase = async (path: string, create: boolean): Promise<CoordinatorDb> => {
   const stat = statSync(path, { throwIfNoEntry: false });
   if (stat === undefined) {
     if (!create) throw new FleetplanError("not_found", `no database at ${path}; run \`fleetplan init\` (or pass --db)`);
@@ -138,6 +138,7 @@ const openDatabase = (path: string, create: boolean): CoordinatorDb => {
     }
     if (head.toString("latin1") !== SQLITE_MAGIC) throw new FleetplanError("invalid_argument", `--db: ${path} is not a fleetplan database (not an SQLite file)`);
   }
+  const { openCoordinatorDb } = await import("../db.ts");
   return openCoordinatorDb(path);
 };
 
@@ -165,24 +166,27 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
     switch (command) {
       case "keygen":
         if (args[0] !== "admin" || !values.out) throw new FleetplanError("invalid_argument", "usage: fleetplan keygen admin --out DIR");
-        return await adminKeygen(values.out, config, io);
+        return await (await import("./keys.ts")).adminKeygen(values.out, config, io);
       case "trust":
-        return await printTrust(config, values.threshold, io);
+        return await (await import("./keys.ts")).printTrust(config, values.threshold, io);
       case "seal":
-        return await seal(values, config, io);
+        return await (await import("./keys.ts")).seal(values, config, io);
       case "store":
-        return await storeCommand(args, { values, config, logger, io });
+        return await (await import("./store.ts")).storeCommand(args, { values, config, logger, io });
     }
-    const db = openDatabase(config.db, command === "init");
+    const db = await openDatabase(config.db, command === "init");
     try {
       switch (command) {
         case "init":
-          return await init(config, io);
+          return await (await import("./keys.ts")).init(config, io);
         case "server":
-          return await serverCommand(args, values, db, config, io);
+          return await (await import("./server.ts")).serverCommand(args, values, db, config, io);
         case "push":
-          return await pushCommand(values, config, db, logger, io, args);
+          return await (await import("./push.ts")).pushCommand(values, config, db, logger, io, args);
         case "status": {
+          const [{ fleetStatus, printStatus, storeStatuses, writeExpectedTextfile }, { selectServers }] =
+            await Promise.all([import("./status.ts"), import("./push.ts")]);
+          if (values.textfile !== undefined) writeExpectedTextfile(db, values.textfile, io);
           const rows = await fleetStatus(db, selectServers(db, values, false), {
             maxAgeMs: parseDuration(values["max-age"] ?? "30m", "--max-age"), ...(values.prometheus && { prometheus: values.prometheus }),
             statuses: storeStatuses(config.store, logger),
@@ -191,7 +195,7 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
           return rows.every((r) => r.verdict === "converged") ? ExitCode.Ok : ExitCode.Failed;
         }
         default: // "history", the last command in COMMANDS
-          return printHistory(db, args[0], parseCountFlag("--limit", values.limit ?? "50"), config.json, io);
+          return (await import("./history.ts")).printHistory(db, args[0], parseCountFlag("--limit", values.limit ?? "50"), config.json, io);
       }
     } finally {
       db.close();

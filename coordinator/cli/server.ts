@@ -7,7 +7,9 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { parseServerImport, validateServerInput } from "../inventory.ts";
+import { formatSdFile, prometheusSdGroups } from "../prometheus-files.ts";
 import { identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
+import { writeForPrometheus } from "./prometheus-out.ts";
 
 export interface ServerFlags {
   "node-key"?: string;
@@ -15,6 +17,8 @@ export interface ServerFlags {
   ssh?: string;
   group?: string;
   "not-bootstrapped"?: boolean;
+  "prometheus-sd"?: boolean;
+  out?: string;
 }
 
 /** Hosts added with the old X25519-only key line: added, but told how to migrate (their status is never evidence). */
@@ -23,6 +27,23 @@ const warnNoIdentity = (rows: ServerRow[], io: CliIo): void => {
 };
 
 const view = (s: ServerRow) => ({ host: s.host, node_key_id: s.nodeKeyId, metrics: s.metricsUrl, ssh: s.ssh, group: s.group, bootstrapped: s.bootstrapped });
+
+/** `server list --prometheus-sd [--out FILE]`: the file_sd targets on stdout, or written atomically to FILE. */
+const listPrometheusSd = (servers: ServerRow[], out: string | undefined, io: CliIo): number => {
+  const { groups, skipped } = prometheusSdGroups(servers);
+  if (skipped.length > 0) {
+    io.stderr(`warning: no metrics URL, not in the file_sd file (add one with server add --metrics URL): ${skipped.join(", ")}\n`);
+  }
+  const text = formatSdFile(groups);
+  if (out === undefined) {
+    io.stdout(text);
+    return 0;
+  }
+  const endings = [".json", ".yml", ".yaml"];
+  writeForPrometheus({ path: out, what: "--prometheus-sd file", endings, reader: "Prometheus file_sd" }, text, io);
+  io.stdout(`wrote ${groups.length} targets to ${out}\n`);
+  return 0;
+};
 
 /** `server add|list|remove|import` on the inventory (the caller checked the arguments); bad input writes nothing. */
 export const serverCommand = async (args: string[], flags: ServerFlags, db: CoordinatorDb, config: CoordinatorConfig, io: CliIo): Promise<number> => {
@@ -57,6 +78,10 @@ export const serverCommand = async (args: string[], flags: ServerFlags, db: Coor
       return 0;
     }
     case "list": {
+      if (flags["prometheus-sd"]) return listPrometheusSd(db.servers(flags.group ? { group: flags.group } : {}), flags.out, io);
+      if (flags.out !== undefined) {
+        throw new FleetplanError("invalid_argument", "server list --out FILE needs --prometheus-sd (it writes the file_sd file)");
+      }
       const rows = db.servers(flags.group ? { group: flags.group } : {}).map(view);
       io.stdout(config.json ? `${JSON.stringify(rows)}\n`
         : formatTable(["host", "node key", "metrics", "ssh", "group", "bootstrapped"], rows.map((r) => [r.host, r.node_key_id, r.metrics, r.ssh, r.group, r.bootstrapped ? "yes" : "no"])));

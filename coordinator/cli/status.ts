@@ -8,10 +8,12 @@ import type { CoordinatorDb, ServerRow } from "../db.ts";
 import type { Reported } from "../metrics-parse.ts";
 import { observe } from "../observe.ts";
 import type { ObserveOptions } from "../observe.ts";
+import { expectedTextfile } from "../prometheus-files.ts";
 import { createConsulStore } from "../store/consul-store.ts";
 import { createNatsStore } from "../store/nats-store.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { verdict } from "../verdict.ts";
+import { writeForPrometheus } from "./prometheus-out.ts";
 
 export interface StatusRow {
   host: string;
@@ -118,6 +120,17 @@ export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts:
       warning: identityKeyOf(s) === null ? noIdentityWarning(s.host) : null,
     };
   });
+};
+
+/**
+ * `status --textfile FILE`: every inventory host's expectation (whatever --servers/--group select, since the
+ * file replaces the last one) for node_exporter's textfile collector; written before status reads any metrics.
+ */
+export const writeExpectedTextfile = (db: CoordinatorDb, path: string, io: CliIo): void => {
+  const hosts = new Set(db.servers().map((s) => s.host));
+  const expected = new Map([...db.expected()].filter(([host]) => hosts.has(host)));
+  const file = { path, what: "--textfile", endings: [".prom"], reader: "node_exporter's textfile collector" };
+  writeForPrometheus(file, expectedTextfile(expected), io);
 };
 
 /** Print rows as JSON (array) or a table with a verdict summary line. */

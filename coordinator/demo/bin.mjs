@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// `npm run demo`: registers tsx (resolved next to this file) and runs the demo story.
-import { register } from "tsx/esm/api";
+// `npm run demo`: runs the compiled demo story from dist/ (built by .ci/setup), which starts the built bins.
+import { importBuilt } from "../../shared/built.mjs";
 
-register();
-const { runDemo } = await import("./demo.ts");
+const { runDemo } = await importBuilt("coordinator/demo/demo.js");
 process.exitCode = await runDemo();

@@ -3,14 +3,14 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../../shared/version.ts";
 
 // Processes of the demo fleet: a nats-server and real `fleetplan-agent run` processes,
 // all on loopback, all state inside one directory.
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const AGENT_BIN = join(ROOT, "agent", "bin.mjs");
-export const CLI_BIN = join(ROOT, "coordinator", "bin.mjs");
+// The bins, not dist/: the same paths whether this runs from the sources (tests) or from dist/ (demo).
+export const AGENT_BIN = join(PACKAGE_ROOT, "agent", "bin.mjs");
+export const CLI_BIN = join(PACKAGE_ROOT, "coordinator", "bin.mjs");
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {

@@ -6,18 +6,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  alertmanagerPath, alertsPath, alertsTestPath, asPromql, dashboardExprs, dashboardPath, needs, prometheusPath, readDashboard,
+  yamlExprs,
+} from './queries.ts';
 
-const monitoring = fileURLToPath(new URL('../../monitoring/', import.meta.url));
-const alertsPath = join(monitoring, 'alerts.yml');
-const alertsTestPath = join(monitoring, 'alerts.test.yml');
-const prometheusPath = join(monitoring, 'prometheus.example.yml');
-const dashboardPath = join(monitoring, 'dashboard.json');
+const skip = needs('promtool', 'prometheus');
+const skipAmtool = needs('amtool', 'prometheus-alertmanager');
 
-const hasPromtool = spawnSync('promtool', ['--version']).error === undefined;
-const skip = hasPromtool ? false : 'promtool is not installed';
-
-// The agent's metrics (counters include their _total suffix in the name).
+// The agent's metrics (counters include their _total suffix in the name), and the coordinator's
+// expectations export (fleetplan status --textfile).
 const gauges = [
   'fleetplan_agent_provisioning_id', 'fleetplan_agent_accepted_provisioning_id',
   'fleetplan_agent_plan_info', 'fleetplan_agent_boot_time_seconds',
@@ -29,6 +27,7 @@ const counters = ['fleetplan_agent_envelopes_total', 'fleetplan_agent_runs_total
 const histogram = 'fleetplan_agent_step_duration_seconds';
 const knownMetrics = new Set([
   ...gauges, ...counters, `${histogram}_bucket`, `${histogram}_sum`, `${histogram}_count`, 'up',
+  'fleetplan_expected_plan_info',
 ]);
 const envelopeResults = new Set([
   'accepted', 'duplicate', 'too_large', 'malformed', 'unsupported_version', 'bad_signature',
@@ -37,7 +36,7 @@ const envelopeResults = new Set([
 ]);
 const requiredAlerts = [
   'FleetplanAgentDown', 'FleetplanRunFailed', 'FleetplanEnvelopeRejected',
-  'FleetplanStoreDisconnected', 'FleetplanRebootedSinceApply', 'FleetplanRunStuck',
+  'FleetplanStoreDisconnected', 'FleetplanRebootedSinceApply', 'FleetplanRunStuck', 'FleetplanNotConverged',
 ];
 
 const promqlKeywords = new Set([
@@ -58,61 +57,6 @@ const metricNames = (expr: string): string[] => {
     .filter((name) => !promqlKeywords.has(name.toLowerCase()));
 };
 
-// Values of `expr:` keys in a YAML file, inline or as block scalars.
-const yamlExprs = (text: string): string[] => {
-  const lines = text.split('\n');
-  const exprs: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^(\s*)expr:\s*(.*)$/.exec(lines[i]!);
-    if (!m) continue;
-    const indent = m[1]!.length;
-    const inline = m[2]!.trim();
-    if (!/^[|>][-+]?$/.test(inline)) {
-      exprs.push(inline);
-      continue;
-    }
-    const body: string[] = [];
-    while (i + 1 < lines.length && (lines[i + 1]!.trim() === '' || lines[i + 1]!.search(/\S/) > indent)) {
-      body.push(lines[++i]!);
-    }
-    exprs.push(body.join('\n').trim());
-  }
-  return exprs;
-};
-
-type Target = { expr?: string; refId?: string; datasource?: { uid?: string } };
-type Panel = {
-  id: number;
-  type: string;
-  title: string;
-  gridPos: { x: number; y: number; w: number; h: number };
-  datasource?: { uid?: string };
-  targets?: Target[];
-};
-type Dashboard = {
-  uid: string;
-  title: string;
-  panels: Panel[];
-  templating: { list: Array<{ name: string; definition?: string }> };
-};
-
-const readDashboard = (): Dashboard => JSON.parse(readFileSync(dashboardPath, 'utf8')) as Dashboard;
-
-// Every PromQL expression in the dashboard (panel queries and variable queries).
-const dashboardExprs = (d: Dashboard): string[] => [
-  ...d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? '')),
-  ...d.templating.list.flatMap((v) => {
-    const inner = /^label_values\((.*),\s*\w+\)$/.exec(v.definition ?? '');
-    return inner ? [inner[1]!] : [];
-  }),
-];
-
-// Dashboard expressions with Grafana's variables replaced, as plain PromQL.
-const asPromql = (expr: string): string =>
-  expr
-    .replace(/\$__rate_interval|\$__interval|\$__range/g, '5m')
-    .replace(/\$(\w+)/g, '.*');
-
 // Run promtool and assert that it succeeded.
 const promtool = (...args: string[]): string => {
   const result = spawnSync('promtool', args, { encoding: 'utf8' });
@@ -121,33 +65,59 @@ const promtool = (...args: string[]): string => {
   return result.stdout;
 };
 
-test('promtool check rules accepts alerts.yml', { skip }, () => {
+test('promtool check rules accepts alerts.yml', { skip, timeout: 30_000 }, () => {
   const out = promtool('check', 'rules', alertsPath);
   assert.match(out, /SUCCESS: \d+ rules found/);
 });
 
-test('promtool test rules passes alerts.test.yml', { skip }, () => {
+test('promtool test rules passes alerts.test.yml', { skip, timeout: 30_000 }, () => {
   const out = promtool('test', 'rules', alertsTestPath);
   assert.match(out, /SUCCESS/);
 });
 
-test('promtool check config accepts prometheus.example.yml and its rule file', { skip }, () => {
+test('promtool check config accepts prometheus.example.yml and its rule file', { skip, timeout: 30_000 }, () => {
   const out = promtool('check', 'config', prometheusPath);
   assert.match(out, /SUCCESS: 1 rule files found/);
   assert.match(readFileSync(prometheusPath, 'utf8'), /job_name: fleetplan-agent\b/);
 });
 
-test('every alert is defined, labelled and unit-tested', () => {
+// Run amtool against the example configuration and assert that it succeeded.
+const amtool = (...args: string[]): string => {
+  const result = spawnSync('amtool', args, { encoding: 'utf8' });
+  assert.equal(result.error, undefined);
+  assert.equal(result.status, 0, `amtool ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);
+  return result.stdout.trim();
+};
+
+test('amtool accepts alertmanager.example.yml and routes alerts by severity and group', { skip: skipAmtool, timeout: 30_000 }, () => {
+  assert.match(amtool('check-config', alertmanagerPath), /SUCCESS/);
+  const route = (...labels: string[]) => amtool('config', 'routes', 'test', `--config.file=${alertmanagerPath}`, ...labels);
+  const rejected = ['alertname=FleetplanEnvelopeRejected', 'severity=critical', 'host=db-1', 'group=db', 'result=bad_signature'];
+  assert.equal(route(...rejected), 'security-pager');
+  assert.equal(route('alertname=FleetplanRunFailed', 'severity=warning', 'host=db-1', 'group=db'), 'db-team');
+  assert.equal(route('alertname=FleetplanNotConverged', 'severity=warning', 'host=web-1'), 'fleet-ops');
+  // The inhibition names real alerts.
+  const text = readFileSync(alertmanagerPath, 'utf8');
+  for (const name of ['FleetplanAgentDown', 'FleetplanRunFailed', 'FleetplanRebootedSinceApply', 'FleetplanNotConverged']) {
+    assert.ok(text.includes(name), name);
+  }
+});
+
+test('every alert is defined, labelled and unit-tested', { timeout: 10_000 }, () => {
   const alerts = readFileSync(alertsPath, 'utf8');
   const names = [...alerts.matchAll(/^\s*- alert: (\w+)\s*$/gm)].map((m) => m[1]!);
   assert.deepEqual([...new Set(names)].sort(), [...requiredAlerts].sort());
   assert.equal([...alerts.matchAll(/^\s+severity: (critical|warning)\s*$/gm)].length, names.length);
   assert.equal(yamlExprs(alerts).length, names.length);
+  // Alerts name the host, not the scrape target.
+  const summaries = [...alerts.matchAll(/^\s+summary: (.*)$/gm)].map((m) => m[1]!);
+  assert.equal(summaries.length, names.length);
+  for (const summary of summaries) assert.match(summary, /\$labels\.host\b/);
   const tested = new Set([...readFileSync(alertsTestPath, 'utf8').matchAll(/alertname: (\w+)/g)].map((m) => m[1]!));
   assert.deepEqual([...tested].sort(), [...requiredAlerts].sort());
 });
 
-test('the metric-name extractor finds selectors and nothing else', () => {
+test('the metric-name extractor finds selectors and nothing else', { timeout: 10_000 }, () => {
   assert.deepEqual(
     metricNames('sum by (job, le) (rate(foo_total{a="b|c"}[5m])) > on (x) group_left (y) bar offset 10m or vector(0)'),
     ['foo_total', 'bar'],
@@ -155,7 +125,7 @@ test('the metric-name extractor finds selectors and nothing else', () => {
   assert.deepEqual(metricNames('histogram_quantile(0.95, x_bucket{i=~"$instance"}[$__rate_interval]) * 1e3'), ['x_bucket']);
 });
 
-test('alerts, their tests and the dashboard use only metrics the agent exports', () => {
+test('alerts, their tests and the dashboard use only metrics the agent exports', { timeout: 10_000 }, () => {
   const alerts = readFileSync(alertsPath, 'utf8');
   const dashboard = readDashboard();
   const used = new Set([...yamlExprs(alerts), ...dashboardExprs(dashboard)].flatMap(metricNames));
@@ -172,7 +142,7 @@ test('alerts, their tests and the dashboard use only metrics the agent exports',
   }
 });
 
-test('result label matchers name only real reason codes', () => {
+test('result label matchers name only real reason codes', { timeout: 10_000 }, () => {
   const texts = [readFileSync(alertsPath, 'utf8'), readFileSync(dashboardPath, 'utf8')];
   let matchers = 0;
   for (const text of texts) {
@@ -194,14 +164,14 @@ test('result label matchers name only real reason codes', () => {
   assert.ok(checked >= 4, 'the rejection alerts no longer match the expected form');
 });
 
-test('dashboard.json is a valid dashboard with the agreed panels', () => {
+test('dashboard.json is a valid dashboard with the agreed panels', { timeout: 10_000 }, () => {
   const d = readDashboard();
   assert.equal(d.uid, 'fleetplan-agents');
   const ids = d.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, 'panel ids must be unique');
   for (const title of [
-    /converged vs not/i, /provisioning id by instance/i, /last run success/i,
-    /rejections by reason/i, /run duration/i, /store connected/i,
+    /converged vs not/i, /provisioning id by host/i, /last run success/i,
+    /rejections by reason/i, /run duration/i, /store connected/i, /not converged by host/i, /agents down by host/i,
   ]) {
     assert.ok(d.panels.some((p) => title.test(p.title)), `no panel titled ${title}`);
   }
@@ -222,7 +192,7 @@ test('dashboard.json is a valid dashboard with the agreed panels', () => {
   }
 });
 
-test('every dashboard query is valid PromQL', { skip }, () => {
+test('every dashboard query is valid PromQL', { skip, timeout: 30_000 }, () => {
   const exprs = dashboardExprs(readDashboard());
   assert.ok(exprs.length > 10);
   const dir = mkdtempSync(join(tmpdir(), 'fleetplan-dash-'));

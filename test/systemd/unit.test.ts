@@ -57,8 +57,8 @@ const verifyUnit = (text: string): { status: number | null; findings: string[] }
   try {
     const fakeAgent = join(dir, 'fleetplan-agent');
     writeFileSync(fakeAgent, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    const execStart = /^ExecStart=\/usr\/bin\/fleetplan-agent /m;
-    assert.match(text, execStart, 'ExecStart must run /usr/bin/fleetplan-agent');
+    const execStart = /^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 \/usr\/bin\/fleetplan-agent /m;
+    assert.match(text, execStart, 'ExecStart must run /usr/bin/fleetplan-agent with node and its V8 flag');
     const copy = join(dir, 'fleetplan-agent.service');
     writeFileSync(copy, text.replace(execStart, `ExecStart=${fakeAgent} `));
     const result = spawnSync('systemd-analyze', ['verify', '--man=no', copy], {
@@ -98,7 +98,7 @@ test('the unit sets the directives the agent is written against', () => {
     WatchdogSec: '30',
     Restart: 'always',
     RestartSec: '5',
-    ExecStart: '/usr/bin/fleetplan-agent run --config /etc/fleetplan/agent.json',
+    ExecStart: '/usr/bin/node --max-semi-space-size=1 /usr/bin/fleetplan-agent run --config /etc/fleetplan/agent.json',
     StateDirectory: 'fleetplan',
     StateDirectoryMode: '0700',
     LogsDirectory: 'fleetplan',
