@@ -73,6 +73,14 @@ export interface HistoryRow {
   dryRun: boolean;
 }
 
+/** A delivered envelope: the expected state it moves to. */
+export interface Delivered {
+  host: string;
+  id: number;
+  planHash: string;
+  at: number;
+}
+
 export interface CoordinatorDb {
   /** All-or-nothing: a host already in the inventory (or twice in `rows`) writes nothing. */
   addServers(rows: ServerRow[]): void;
@@ -82,6 +90,11 @@ export interface CoordinatorDb {
   setBootstrapped(host: string, value: boolean): void;
   /** Atomically reserve the next id for host: never returned again, whether or not it is delivered. */
   issueId(host: string, now: Date): number;
+  /**
+   * issueId for every host in one transaction (one fsync): all reserved durably, or none. A host twice in `hosts`
+   * gets the later id; an unknown host is an error naming every unknown one.
+   */
+  reserveIds(hosts: string[], now: Date): Map<string, number>;
   /** The id issueId would return now, without writing (dry runs). */
   peekNextId(host: string, now: Date): number;
   /** Record a delivered id and its hash as expected; an id not above the current one changes nothing. */
@@ -91,8 +104,12 @@ export interface CoordinatorDb {
   startPush(p: PushStart): number;
   recordResult(pushId: number, r: ResultInput): void;
   finishPush(pushId: number, at: number, summary: unknown): void;
+  /** setExpected for each delivered envelope and recordResult for each outcome, in one transaction (one fsync). */
+  recordBatch(pushId: number, batch: { delivered: Delivered[]; results: ResultInput[] }): void;
   /** Newest first (by recording order, not by clock). */
   history(opts?: { host?: string; limit?: number }): HistoryRow[];
+  /** The connection itself, for the rollout and tag tables (coordinator/rollout/db.ts keeps their queries). */
+  sqlite: Database.Database;
   close(): void;
 }
 
@@ -190,6 +207,32 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     return id;
   });
 
+  const reserveIds = db.transaction((hosts: string[], now: Date): Map<string, number> => {
+    const unknown = hosts.filter((h) => q.hostExists.get(h) === undefined);
+    if (unknown.length > 0) throw new FleetplanError("not_found", `not in the inventory: ${[...new Set(unknown)].join(", ")}`);
+    const ids = new Map<string, number>();
+    for (const host of hosts) {
+      const id = nextProvisioningId(now, ids.get(host) ?? lastIssuedId(host));
+      q.upsertIssued.run(host, id, now.getTime());
+      ids.set(host, id);
+    }
+    return ids;
+  });
+
+  const checkHash = (planHash: string): void => {
+    if (!PLAN_HASH.test(planHash)) throw new FleetplanError("invalid_argument", "plan hash must be 64 lowercase hex digits");
+  };
+  const insertResult = (pushId: number, r: ResultInput) =>
+    q.recordResult.run(pushId, r.host, r.id, r.planHash, r.outcome, r.reason ?? null, r.message ?? null, r.at);
+
+  const recordBatch = db.transaction((pushId: number, batch: { delivered: Delivered[]; results: ResultInput[] }) => {
+    for (const d of batch.delivered) {
+      checkHash(d.planHash);
+      q.upsertExpected.run(d.host, d.id, d.planHash, d.at);
+    }
+    for (const r of batch.results) insertResult(pushId, r);
+  });
+
   return {
     addServers: (rows) => addServers.immediate(rows),
     removeServer: (host) => q.removeServer.run(host).changes > 0,
@@ -208,9 +251,10 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     },
     // IMMEDIATE takes the write lock before reading last_id, so two coordinators never pick the same id.
     issueId: (host, now) => issueId.immediate(host, now),
+    reserveIds: (hosts, now) => reserveIds.immediate(hosts, now),
     peekNextId: (host, now) => nextProvisioningId(now, lastIssuedId(host)),
     setExpected: (host, id, planHash, at) => {
-      if (!PLAN_HASH.test(planHash)) throw new FleetplanError("invalid_argument", "plan hash must be 64 lowercase hex digits");
+      checkHash(planHash);
       q.upsertExpected.run(host, id, planHash, at);
     },
     expected: (host) =>
@@ -222,15 +266,15 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
       ),
     lastIssuedId,
     startPush: (p) => Number(q.startPush.run(p.at, p.store, p.dryRun ? 1 : 0, p.force ? 1 : 0, p.operator).lastInsertRowid),
-    recordResult: (pushId, r) => {
-      q.recordResult.run(pushId, r.host, r.id, r.planHash, r.outcome, r.reason ?? null, r.message ?? null, r.at);
-    },
+    recordResult: (pushId, r) => void insertResult(pushId, r),
     finishPush: (pushId, at, summary) => {
       if (q.finishPush.run(at, JSON.stringify(summary ?? null), pushId).changes === 0) {
         throw new FleetplanError("not_found", `push ${pushId} does not exist`);
       }
     },
+    recordBatch: (pushId, batch) => recordBatch.immediate(pushId, batch),
     history: (opts = {}) => (q.history.all({ host: opts.host ?? null, limit: opts.limit ?? -1 }) as Record<string, unknown>[]).map(toHistory),
+    sqlite: db,
     close: () => db.close(),
   };
 };

@@ -67,11 +67,17 @@ export const loadPlanFile = (path: string): LoadedPlan => {
 /** `--plans DIR`: HOST.json or HOST.sh (extension in any case) per server; a host with more than one is ambiguous. */
 export const loadPlanDir = (dir: string, hosts: string[]): Map<string, LoadedPlan> => {
   if (!existsSync(dir)) throw new FleetplanError("not_found", `plans directory ${dir} does not exist`);
-  const files = readdirSync(dir);
+  // The listing indexed once by the host each plan file names: O(files + hosts), not O(files × hosts).
+  const byHost = new Map<string, string[]>();
+  for (const f of readdirSync(dir)) {
+    const ext = [".json", ".sh"].find((e) => f.toLowerCase().endsWith(e));
+    const host = ext === undefined ? null : f.slice(0, -ext.length);
+    if (host !== null) byHost.set(host, [...(byHost.get(host) ?? []), f]);
+  }
   const plans = new Map<string, LoadedPlan>();
   const problems: string[] = [];
   for (const host of hosts) {
-    const found = files.filter((f) => f.startsWith(host) && [".json", ".sh"].includes(f.slice(host.length).toLowerCase()));
+    const found = byHost.get(host) ?? [];
     if (found.length === 0) problems.push(`${host}: no ${host}.json or ${host}.sh in ${dir}`);
     else if (found.length > 1) problems.push(`${host}: ${found.join(" and ")} in ${dir}`);
     else plans.set(host, loadPlanFile(join(dir, found[0]!)));

@@ -1,13 +1,15 @@
-import { sealEnvelope } from "../shared/envelope.ts";
 import { FleetplanError, reasonOf } from "../shared/errors.ts";
 import { mapLimit } from "../shared/pool.ts";
 import type { Logger } from "../shared/log.ts";
 import type { AdminKeyPair, PlanStore } from "../shared/types.ts";
-import { loadNodePublicKey } from "../shared/key-files.ts";
-import type { CoordinatorDb, ServerRow } from "./db.ts";
+import type { CoordinatorDb, Delivered, ResultInput, ServerRow } from "./db.ts";
 import { decideTarget, keepNewer } from "./decide.ts";
+import { planBinder } from "./plan-binder.ts";
 import type { LoadedPlan } from "./plan-source.ts";
-import { bindPlan, planSaltKey } from "./plan-salt.ts";
+import { planSaltKey } from "./plan-salt.ts";
+import type { SealOutcome } from "./seal-batch.ts";
+import { createSealPool, inlineSealer } from "./seal-pool.ts";
+import type { Sealer } from "./seal-pool.ts";
 import { createStatusVerifier } from "./status-evidence.ts";
 import { waitForOutcomes } from "./wait.ts";
 
@@ -19,12 +21,30 @@ export interface PushRequest {
   wait: boolean;
   waitTimeoutMs: number;
   expiresInMs: number;
+  /** Deliveries in flight: compare-and-set puts pipelined to the store; SSH deliveries (processes) at most SSH_IN_FLIGHT. */
   concurrency: number;
   /** Deliver every target over SSH, whatever its bootstrapped flag. */
   viaSsh: boolean;
   /** Called as the wait begins; aborting its signal (SIGINT) stops the wait: targets still in flight end as `wait_interrupted`. */
   waitInterrupt?: () => AbortSignal;
+  tuning?: Partial<PushTuning>;
 }
+
+/** How a push batches its work; tests shrink it to cross batch edges. */
+export interface PushTuning {
+  /** Store targets per id reservation and per results transaction (one fsync each). */
+  batchSize: number;
+  /** Batches sealed ahead of the one being put, so the sealers never wait for the store. */
+  sealAhead: number;
+  /** Targets from which sealing moves to worker threads: below it, their start-up costs more than it saves (bench/push.ts). */
+  poolMinTargets: number;
+}
+
+/** Measured with bench/push.ts on 2 cores: 256-target batches cost 2 fsyncs each and keep the pipeline's tail short. */
+export const PUSH_TUNING: PushTuning = { batchSize: 256, sealAhead: 2, poolMinTargets: 2000 };
+
+/** SSH deliveries in flight at most, whatever --concurrency says: each is an ssh process. */
+export const SSH_IN_FLIGHT = 16;
 
 /** Per-target record of what happened; `outcome` values are the results-table codes. */
 export interface TargetResult {
@@ -88,77 +108,152 @@ const unfinished = (interrupted: boolean, id: number) =>
     : { outcome: "timeout", reason: "timeout", message: `the agent reported no final state for id ${id} within --timeout` };
 
 /**
- * Decide per target (skip what already converged on this hash), issue ids, seal, deliver
- * concurrently with retries, optionally wait for the agents, and record every outcome. A dry
- * run seals too (with the id a push would get now), so sizes and sealing errors match a push.
+ * Decide per target (skip what already converged on this hash), reserve ids a batch at a time,
+ * seal (on worker threads for large pushes), deliver with many puts in flight and retries,
+ * record each batch's outcomes in one transaction, optionally wait for the agents. A dry run
+ * seals too (with the id a push would get now), so sizes and sealing errors match a push.
  */
 export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummary> => {
+  const tuning = { ...PUSH_TUNING, ...req.tuning };
+  // Started first, so the workers' start-up overlaps the convergence check and the plan binding.
+  const sealer = req.targets.length >= tuning.poolMinTargets ? createSealPool(deps.signers) : inlineSealer(deps.signers);
+  try {
+    return await pushWith(req, deps, tuning, sealer);
+  } finally {
+    await sealer.close();
+  }
+};
+
+const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, sealer: Sealer): Promise<PushSummary> => {
   const { db } = deps;
   const expected = db.expected();
   const converged = req.force ? new Set<string>() : await deps.converged(req.targets);
   const pushId = req.dryRun ? null : db.startPush({ store: deps.storeName, dryRun: false, force: req.force, operator: deps.operator, at: deps.now().getTime() });
-  const record = (r: TargetResult) => {
-    if (pushId !== null) db.recordResult(pushId, { host: r.host, id: r.id, planHash: r.plan_hash, outcome: r.outcome, reason: r.reason, message: r.message, at: deps.now().getTime() });
+  const rowOf = (r: TargetResult): ResultInput => ({
+    host: r.host, id: r.id, planHash: r.plan_hash, outcome: r.outcome, reason: r.reason, message: r.message, at: deps.now().getTime(),
+  });
+  // One transaction per batch: the expected states its deliveries moved and a row per target.
+  const record = (rs: TargetResult[], delivered: Delivered[] = []) => {
+    if (pushId !== null && rs.length > 0) db.recordBatch(pushId, { delivered, results: rs.map(rowOf) });
   };
   const emitPlan = (r: TargetResult) => deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
   const putAt = new Map<string, number>();
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
-  // Each host's own plaintext (salted: plan-salt.ts) and the hash it will report once applied.
+  // Each host's own plaintext (salted: plan-salt.ts) and the hash it will report once applied, bound batch by batch
+  // as the push reaches it, so the first batch is sealed while later ones are bound; each plan is serialised once.
   const saltKey = planSaltKey(deps.signers[0]!);
-  const bound = req.targets.map((server) => bindPlan(req.plans.get(server.host)!.plan, saltKey, server.host));
-  const results = req.targets.map((server, i): TargetResult => {
-    const plan = bound[i]!;
-    const decision = decideTarget(plan.hash, expected.get(server.host), converged.has(server.host), req.force);
+  const binders = new Map<LoadedPlan, ReturnType<typeof planBinder>>();
+  const bound: { bytes: Uint8Array; hash: string }[] = [];
+  const results = req.targets.map((server): TargetResult => {
     const via = req.viaSsh || !server.bootstrapped ? "ssh" : "store";
-    const skip = decision.action === "skip";
-    return { host: server.host, action: decision.action, decision: decision.reason, id: skip ? expected.get(server.host)!.id : null, plan_hash: plan.hash, bytes: null, via, outcome: skip ? "skipped" : "pending", reason: null, message: null };
+    return {
+      host: server.host, action: "push", decision: "", id: null, plan_hash: "", bytes: null, via, outcome: "pending", reason: null, message: null,
+    };
   });
+  /** Bind target i's plan and decide: true when it is to be sent; a skipped target is announced here. */
+  const decide = (i: number): boolean => {
+    const server = req.targets[i]!;
+    const r = results[i]!;
+    const loaded = req.plans.get(server.host)!;
+    const bind = binders.get(loaded) ?? binders.set(loaded, planBinder(loaded.plan, saltKey)).get(loaded)!;
+    const plan = (bound[i] = bind(server.host));
+    const decision = decideTarget(plan.hash, expected.get(server.host), converged.has(server.host), req.force);
+    Object.assign(r, { action: decision.action, decision: decision.reason, plan_hash: plan.hash });
+    if (decision.action === "push") return true;
+    Object.assign(r, { id: expected.get(server.host)!.id, outcome: "skipped" });
+    emitPlan(r);
+    return false;
+  };
+
+  const failed = (r: TargetResult, reason: string, message: string) => {
+    const outcome = reason === "superseded" ? "superseded" : r.via === "ssh" ? "ssh_failed" : "put_failed";
+    Object.assign(r, { outcome, reason, message });
+    deps.emit({ event: "put_failed", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
+  };
+
+  // The batch's targets to send get their ids reserved durably (one transaction) before any of their envelopes is sealed.
+  const prepare = async (batch: number[]): Promise<{ send: number[]; sealed: SealOutcome[] }> => {
+    const send = batch.filter(decide);
+    const failAll = (error: unknown) => send.map(() => ({ reason: reasonOf(error), message: (error as Error).message }));
+    if (send.length === 0) return { send, sealed: [] };
+    try {
+      const hosts = send.map((i) => results[i]!.host);
+      const ids = req.dryRun ? new Map(hosts.map((h) => [h, db.peekNextId(h, deps.now())])) : db.reserveIds(hosts, deps.now());
+      for (const i of send) {
+        results[i]!.id = ids.get(results[i]!.host)!;
+        emitPlan(results[i]!);
+      }
+    } catch (error) {
+      return { send, sealed: failAll(error) };
+    }
+    const now = deps.now().getTime();
+    const items = send.map((i) => ({ bytes: bound[i]!.bytes, id: results[i]!.id!, target: results[i]!.host, nodeKey: req.targets[i]!.nodeKey }));
+    return { send, sealed: await sealer.seal(items, { expires: now + req.expiresInMs, issued: now }).catch(failAll) };
+  };
 
   // Only a delivered envelope moves the expected state: a failed put leaves the target's expectation as it was.
-  const deliver = async (server: ServerRow, r: TargetResult, envelope: Uint8Array) => {
+  const deliver = async (server: ServerRow, r: TargetResult, envelope: Uint8Array): Promise<Delivered | null> => {
     if (r.via === "ssh") {
       if (!deps.deliverSsh) throw new FleetplanError("ssh_failed", "SSH delivery is not available");
       Object.assign(r, await deps.deliverSsh(server, envelope));
-      if (ACCEPTED_OVER_SSH.has(r.outcome)) db.setExpected(r.host, r.id!, r.plan_hash, deps.now().getTime());
       deps.emit({ event: "delivered", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
-    } else {
-      // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
-      const sentAt = deps.now().getTime();
-      const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, { host: server.host, id: r.id! }, trust));
-      putAt.set(r.host, sentAt);
-      db.setExpected(r.host, r.id!, r.plan_hash, sentAt);
-      r.outcome = "pushed";
-      deps.emit({ event: "put", host: r.host, id: r.id, outcome: r.outcome, reason: null, message: null, revision });
+      return ACCEPTED_OVER_SSH.has(r.outcome) ? { host: r.host, id: r.id!, planHash: r.plan_hash, at: deps.now().getTime() } : null;
     }
+    // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
+    const sentAt = deps.now().getTime();
+    const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, { host: server.host, id: r.id! }, trust));
+    putAt.set(r.host, sentAt);
+    r.outcome = "pushed";
+    deps.emit({ event: "put", host: r.host, id: r.id, outcome: r.outcome, reason: null, message: null, revision });
+    return { host: r.host, id: r.id!, planHash: r.plan_hash, at: sentAt };
   };
 
-  await mapLimit(req.targets, req.concurrency, async (server, i) => {
-    const r = results[i]!;
-    if (r.action === "skip") {
-      emitPlan(r);
-      return record(r);
-    }
-    try {
-      r.id = req.dryRun ? db.peekNextId(server.host, deps.now()) : db.issueId(server.host, deps.now());
-      emitPlan(r);
-      const envelope = sealEnvelope(bound[i]!.bytes, {
-        id: r.id, target: server.host, nodePublicKey: loadNodePublicKey(server.nodeKey).publicKey,
-        signers: deps.signers, expires: deps.now().getTime() + req.expiresInMs, issued: deps.now().getTime(),
-      });
+  // Deliver a prepared batch, `limit` at a time, then record it (skipped targets too): an interrupted push keeps the rows
+  // of every finished batch.
+  const deliverBatch = async (batch: number[], { send, sealed }: { send: number[]; sealed: SealOutcome[] }, limit: number) => {
+    const delivered: Delivered[] = [];
+    await mapLimit(send, limit, async (i, k) => {
+      const r = results[i]!;
+      const envelope = sealed[k]!;
+      if (!(envelope instanceof Uint8Array)) return failed(r, envelope.reason, envelope.message);
       r.bytes = envelope.length;
-      if (req.dryRun) r.outcome = "would_push";
-      else await deliver(server, r, envelope);
-    } catch (error) {
-      const reason = reasonOf(error);
-      const outcome = reason === "superseded" ? "superseded" : r.via === "ssh" ? "ssh_failed" : "put_failed";
-      Object.assign(r, { outcome, reason, message: (error as Error).message });
-      deps.emit({ event: "put_failed", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
+      if (req.dryRun) return void (r.outcome = "would_push");
+      try {
+        const moved = await deliver(req.targets[i]!, r, envelope);
+        if (moved) delivered.push(moved);
+      } catch (error) {
+        failed(r, reasonOf(error), (error as Error).message);
+      }
+    });
+    record(batch.map((i) => results[i]!), delivered);
+  };
+
+  // Store targets: batch after batch, the next ones bound, decided and sealed (ids reserved first) while this one is put.
+  // SSH targets: one by one, as before.
+  const viaStore = results.flatMap((r, i) => (r.via === "store" ? [i] : []));
+  const size = tuning.batchSize;
+  const batches = Array.from({ length: Math.ceil(viaStore.length / size) }, (_, b) => viaStore.slice(b * size, (b + 1) * size));
+  const prepared: ReturnType<typeof prepare>[] = [];
+  const prepareAhead = (b: number) => {
+    if (b >= batches.length || prepared[b]) return;
+    prepared[b] = prepare(batches[b]!);
+    prepared[b].catch(() => {}); // a failure surfaces when its turn comes, not as an unhandled rejection before
+  };
+  const storeRun = async () => {
+    for (let b = 0; b < batches.length; b++) {
+      prepareAhead(b);
+      const ready = await prepared[b]!;
+      // Only now the next ones: the first batch is sealed alone, so the first puts start early.
+      for (let k = b + 1; k <= b + tuning.sealAhead; k++) prepareAhead(k);
+      await deliverBatch(batches[b]!, ready, req.concurrency);
     }
-    // Recorded now, so an interrupted --wait still leaves the delivery in history; the final outcome follows as a second row.
-    record(r);
-  });
+  };
+  const viaSsh = results.flatMap((r, i) => (r.via === "ssh" ? [i] : []));
+  const sshRun = () => mapLimit(viaSsh, Math.min(req.concurrency, SSH_IN_FLIGHT), async (i) => deliverBatch([i], await prepare([i]), 1));
+  await Promise.all([storeRun(), sshRun()]);
+  await sealer.close(); // idle workers need not outlive the sealing, e.g. through a --wait of minutes
 
   const inFlight = results.filter((r) => r.outcome === "pushed");
   let refused: Record<string, number> = {};
@@ -175,8 +270,9 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
       const outcome = outcomes.get(r.host);
       Object.assign(r, outcome ? { ...outcome, message: null } : unfinished(interrupt?.aborted === true, r.id!));
       deps.emit({ event: "final", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
-      record(r);
     }
+    // The final outcomes as second rows (the delivery rows are already in history), in one transaction.
+    record(inFlight);
   }
 
   const good = new Set(req.dryRun ? ["would_push", "skipped"] : req.wait ? ["succeeded", "skipped"] : ["pushed", "succeeded", "skipped"]);

@@ -5,6 +5,7 @@ import { maxIdAt } from "./ids.ts";
 import { blake2bHex, keyIdOf } from "./keys.ts";
 import { planBytes, planProblems } from "./plan.ts";
 import { reusableBuffer } from "./scratch.ts";
+import { sealedBox } from "./sealed-box.ts";
 import { sodium } from "./sodium.ts";
 import type { EnvelopeHeader, EnvelopeLimits, EnvelopeParts, OpenedEnvelope, OpenOptions, Plan, SealOptions, TrustSet } from "./types.ts";
 import { checkSizes, DEFAULT_LIMITS, encodeSigned, parseHeader, SIG_ENTRY_BYTES, SIGNING_PREFIX, signedLength, splitEnvelope } from "./wire.ts";
@@ -34,7 +35,7 @@ export const sealEnvelope = (plan: Plan | Uint8Array, options: SealOptions): Uin
     plan_size: plain.length,
     codec: "zstd",
   };
-  const ciphertext = sodium.crypto_box_seal(compressPlan(plain, options.level), options.nodePublicKey);
+  const ciphertext = sealedBox(compressPlan(plain, options.level), options.nodePublicKey);
   const headerBytes = canonicalBytes(header);
   const out = encodeSigned(headerBytes, ciphertext, options.signers.length);
   const signedEnd = signedLength(headerBytes, ciphertext);

@@ -1,6 +1,5 @@
 // One step: `bash -euo pipefail` in its own process group, output drained into the run log,
 // timeout and abort both ending the whole group (SIGTERM, then SIGKILL after the grace period).
-import { execa } from "execa";
 import { terminateGroup } from "./process-group.ts";
 import type { StepResult } from "./types.ts";
 
@@ -35,6 +34,8 @@ export const runStep = async (spec: StepSpec): Promise<StepResult> => {
   const startedAt = Date.now();
   const started = performance.now();
   let timedOut = false;
+  // Loaded with the first step, not at start: an idle agent does not hold it (~2 MB RSS).
+  const { execa } = await import("execa");
   const subprocess = execa("bash", BASH_ARGS, {
     input: spec.run,
     cwd: spec.cwd,

@@ -1,4 +1,4 @@
-import { connect } from "@nats-io/transport-node";
+import { connect, Empty } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
@@ -8,6 +8,7 @@ import type { Logger } from "../../shared/log.ts";
 import { natsConnectOptions } from "../../shared/nats-options.ts";
 import { withRetry, withTimeout } from "../../shared/retry.ts";
 import { PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
+import { directGetSubject } from "../../shared/store-layout.ts";
 import type { PlanStore, StatusRecord, StoreConfig } from "../../shared/types.ts";
 import { ensureStoreLayout } from "./nats-layout.ts";
 
@@ -37,13 +38,32 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   });
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
 
+  // The value a put judges. First a direct get: one request, and a missing key is a 404, not a JetStream API error
+  // built per host. After a conflict, a get through the stream's leader, which a lagging follower cannot answer stale.
+  const readCurrent = async (host: string, round: number): Promise<{ revision: number; live: Uint8Array | null } | null> => {
+    if (round > 0) {
+      const entry = await plans.get(host);
+      return entry && { revision: entry.revision, live: entry.operation === "PUT" ? entry.value : null };
+    }
+    const reply = await nc.request(directGetSubject(config.planBucket, host), Empty, { timeout: config.timeoutMs });
+    const h = reply.headers;
+    if (h?.code === 404) return null;
+    const revision = Number(h?.get("Nats-Sequence"));
+    if (!h || !(revision > 0)) {
+      throw new FleetplanError("store_unavailable", `direct get of ${host}: ${h?.code ?? "no headers"} ${h?.description ?? ""}`.trim());
+    }
+    const op = h.get("KV-Operation");
+    return { revision, live: op === "DEL" || op === "PURGE" ? null : reply.data };
+  };
+
   // Compare-and-set against the value read: a write that landed in between fails the put with
-  // "wrong last sequence", and the value is read and judged again.
+  // "wrong last sequence", and the value is read and judged again. Many run at once (push.ts): requests are pipelined.
   const putOnce = async (host: string, envelope: Uint8Array, keep: ((current: Uint8Array) => string | null) | undefined): Promise<number> => {
     for (let round = 0; round < PUT_CAS_ROUNDS; round++) {
-      const current = await plans.get(host);
-      const live = current?.operation === "PUT" ? current : null;
-      const why = live && keep ? keep(live.value) : null;
+      const current = await readCurrent(host, round);
+      // These very bytes (sealing is randomised): an earlier attempt landed and its answer was lost, e.g. to a leader change.
+      if (current?.live && Buffer.from(current.live).equals(envelope)) return current.revision;
+      const why = current?.live && keep ? keep(current.live) : null;
       if (why) throw new FleetplanError("superseded", `${host}: ${why}`);
       try {
         return current ? await plans.update(host, envelope, current.revision, config.timeoutMs) : await plans.create(host, envelope);
@@ -55,7 +75,7 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   };
 
   // A put issued while the server is down hangs for the JetStream timeout and throws, even after
-  // a reconnect (DEPENDENCIES.md): bound each attempt and retry with jittered backoff.
+  // a reconnect (docs/dependencies.md): bound each attempt and retry with jittered backoff.
   const put: PlanStore["put"] = async (host, envelope, keep) => {
     if (envelope.length > maxPayload - 4096) {
       throw new FleetplanError("value_too_large", `envelope for ${host} is ${envelope.length} bytes; the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server.conf)`);
