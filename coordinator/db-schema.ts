@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
 import type { HistoryRow, ServerRow } from "./db.ts";
+import { rolloutMigration } from "./rollout/schema.ts";
 
 // The coordinator's schema, versioned by PRAGMA user_version: migration N (1-based) brings a
 // database from version N-1 to N. Append new migrations; never edit a released one.
@@ -72,6 +73,8 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO expected (host, id, plan_hash, set_at) SELECT host, last_id, plan_hash, issued_at FROM issued;
       ALTER TABLE issued DROP COLUMN plan_hash;
     `),
+  // Rollouts (waves, budget, gates, revert), the plans they push, and server tags.
+  rolloutMigration,
 ];
 
 const schemaVersion = (db: Database.Database): number => db.pragma("user_version", { simple: true }) as number;

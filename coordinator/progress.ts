@@ -11,9 +11,11 @@ export const outcomeDetail = (t: { reason: string | null; message: string | null
 
 /**
  * Push progress for people: on a TTY one redrawn line with a bar and per-state counts;
- * otherwise one line per target outcome. `--json` bypasses this (one object per event).
+ * otherwise one line per target outcome. `--json` bypasses this (one object per event). `label`
+ * (e.g. `wave 2/4` in a rollout) starts every line.
  */
-export const createProgress = (io: CliIo, total: number, tty: boolean, started = Date.now()) => {
+export const createProgress = (io: CliIo, total: number, tty: boolean, started = Date.now(), label = "") => {
+  const prefix = label ? `${label} ` : "";
   const states = new Map<string, string>();
   const pushed = new Map<string, number>();
   let lastDraw = 0;
@@ -27,7 +29,7 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
       .reduce((n, k) => n + (counts.get(k) ?? 0), 0);
     const filled = total === 0 ? BAR : Math.round((done / total) * BAR);
     const parts = [...counts, ...(refused > 0 ? [["refused records", refused] as const] : [])].map(([k, v]) => `${k} ${v}`).join(" · ");
-    io.stderr(`\r\x1b[2K[${"#".repeat(filled)}${".".repeat(BAR - filled)}] ${done}/${total}  ${parts}  ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    io.stderr(`\r\x1b[2K${prefix}[${"#".repeat(filled)}${".".repeat(BAR - filled)}] ${done}/${total}  ${parts}  ${((Date.now() - started) / 1000).toFixed(1)}s`);
   };
   return {
     onEvent(e: PushEvent): void {
@@ -42,10 +44,10 @@ export const createProgress = (io: CliIo, total: number, tty: boolean, started =
         // Never progress, never an outcome: said once per record so a forgery attempt is seen.
         refused++;
         const claims = e.claimed_host && e.claimed_host !== e.host ? `, claims ${e.claimed_host}` : "";
-        if (!tty) io.stderr(`${e.host}: status record refused (${e.reason}${claims})\n`);
+        if (!tty) io.stderr(`${prefix}${e.host}: status record refused (${e.reason}${claims})\n`);
       } else states.set(e.host, e.outcome);
       if (!tty && (e.event === "final" || e.event === "put_failed" || e.event === "delivered")) {
-        io.stderr(`${e.host}: ${e.outcome}${e.id ? ` id ${e.id}` : ""}${outcomeDetail(e)}\n`);
+        io.stderr(`${prefix}${e.host}: ${e.outcome}${e.id ? ` id ${e.id}` : ""}${outcomeDetail(e)}\n`);
       }
       draw(e.event === "final");
     },

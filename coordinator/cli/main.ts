@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { parseArgs } from "node:util";
 import { ExitCode, parseCountFlag, parseFlags, processIo, reportError } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
@@ -18,15 +19,22 @@ Usage:
   fleetplan keygen admin --out DIR                 DIR/admin.key (0600) and DIR/admin.pub
   fleetplan trust [--threshold K]                  trust file for the configured admin key(s)
   fleetplan seal --plan FILE --target HOST --node-key PUB --id N [--expires 24h] --out FILE
-  fleetplan server add HOST --node-key PUB [--metrics URL] [--ssh user@host:port] [--group G] [--not-bootstrapped]
+  fleetplan server add HOST --node-key PUB [--metrics URL] [--ssh user@host:port] [--group G] [--not-bootstrapped] [--tag k=v ...]
   fleetplan server list [--group G] | remove HOST | import FILE (JSON array or CSV)
   fleetplan server list --prometheus-sd [--group G] [--out FILE]   Prometheus file_sd targets labelled host (and group)
   fleetplan push --plan FILE (--servers a,b | --group G | --all)
   fleetplan push --plans DIR [--servers a,b | --group G | --all]   HOST.json or HOST.sh per server; default all
-                 [--dry-run] [--force] [--wait [--timeout 10m]] [--expires 24h] [--concurrency 16]
+                 [--dry-run] [--force] [--wait [--timeout 10m]] [--expires 24h] [--concurrency 256]
                  [--via store|ssh] [--ssh-config FILE] [--remote-agent CMD] [--prometheus URL] [--max-age 30m]
                  --via store (default): the store, SSH for servers not yet bootstrapped; ssh: every target over SSH
                  --prometheus/--max-age: where and how fresh convergence is read, to skip converged targets
+                 targets: --servers takes names and globs ('web-*'), --group several (web,db); --where k=v (repeatable, AND)
+                 narrows any of them by server tags
+  fleetplan push ... (--waves 1,10%,50%,100% | --batch N|P%) [--canary HOST,...] [--max-failures N|P%]
+                 [--wave-timeout 10m] [--gate-query PROMQL ...] [--revert-on-failure]
+                 a rollout: wave by wave, each waited on; pauses (exit 5) on an exhausted error budget or a gate that
+                 does not hold (an empty answer never does); --revert-on-failure puts back the previous plans
+  fleetplan rollout list | show ID | resume ID | abort ID
   fleetplan status [--servers a,b | --group G | --all] [--prometheus URL] [--max-age 30m] [--textfile FILE.prom]
                  --textfile: write every host's expected plan as fleetplan_expected_plan_info (node_exporter textfile)
   fleetplan history [HOST] [--limit 50]
@@ -46,7 +54,8 @@ Global flags:
                      certificate and key (or $FLEETPLAN_TLS_CERT, $FLEETPLAN_TLS_KEY)
   --json             machine-readable output (push: one JSON object per line, the last a summary)
 Exit codes: 0 ok / all converged, 1 failed or not converged, 2 usage or input error,
-            3 envelope rejected, 4 store, host or Prometheus unreachable, 130 push --wait interrupted.
+            3 envelope rejected, 4 store, host or Prometheus unreachable, 5 rollout paused (or reverted),
+            130 push --wait interrupted. A single-value flag given twice is refused.
 `;
 
 const FLAGS = {
@@ -62,10 +71,14 @@ const FLAGS = {
   prometheus: { type: "string" }, "max-age": { type: "string" }, limit: { type: "string" },
   rotate: { type: "boolean" }, consul: { type: "boolean" },
   "prometheus-sd": { type: "boolean" }, textfile: { type: "string" },
+  waves: { type: "string" }, batch: { type: "string" }, canary: { type: "string" }, "max-failures": { type: "string" },
+  "wave-timeout": { type: "string" }, "gate-query": { type: "string", multiple: true }, "revert-on-failure": { type: "boolean" },
+  tag: { type: "string", multiple: true }, where: { type: "string", multiple: true },
 } as const;
 
 const GLOBAL_FLAGS = new Set(["db", "store", "admin-key", "replicas", "notify-prefix", "creds", "tls-ca", "tls-cert", "tls-key", "json", "help", "version"]);
-const TARGET_FLAGS = ["servers", "group", "all"];
+const TARGET_FLAGS = ["servers", "group", "all", "where"];
+const ROLLOUT_FLAGS = ["waves", "batch", "canary", "max-failures", "wave-timeout", "gate-query", "revert-on-failure"];
 
 /** What each command takes beside the global flags: anything else is refused, never ignored. */
 const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
@@ -73,23 +86,39 @@ const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
   keygen: { flags: ["out"], args: 1 },
   trust: { flags: ["threshold"], args: 0 },
   seal: { flags: ["plan", "target", "node-key", "id", "expires", "out"], args: 0 },
-  "server add": { flags: ["node-key", "metrics", "ssh", "group", "not-bootstrapped"], args: 1 },
+  "server add": { flags: ["node-key", "metrics", "ssh", "group", "not-bootstrapped", "tag"], args: 1 },
   "server list": { flags: ["group", "prometheus-sd", "out"], args: 0 },
   "server remove": { flags: [], args: 1 },
   "server import": { flags: [], args: 1 },
   // push checks its own positionals.
   push: {
-    flags: ["plan", "plans", ...TARGET_FLAGS, "dry-run", "force", "wait", "timeout", "expires", "concurrency", "via", "ssh-config", "remote-agent", "prometheus", "max-age"],
+    flags: ["plan", "plans", ...TARGET_FLAGS, "dry-run", "force", "wait", "timeout", "expires", "concurrency", "via", "ssh-config", "remote-agent", "prometheus", "max-age", ...ROLLOUT_FLAGS],
     args: Infinity,
   },
   status: { flags: [...TARGET_FLAGS, "prometheus", "max-age", "textfile"], args: 0 },
+  "rollout list": { flags: [], args: 0 },
+  "rollout show": { flags: [], args: 1 },
+  "rollout resume": { flags: ["ssh-config", "remote-agent"], args: 1 },
+  "rollout abort": { flags: [], args: 1 },
   history: { flags: ["limit"], args: 1 },
   "store init": { flags: [], args: 0 },
   "store credentials": { flags: ["out", "rotate", "consul"], args: 0 },
 };
 
 // Commands with subcommands: `server add`, `store init`, … are looked up as "<command> <sub>".
-const GROUPS = new Set(["server", "store"]);
+const GROUPS = new Set(["server", "store", "rollout"]);
+
+/** A single-value flag given twice is refused: parseArgs would silently keep the last (`--group web --group db` is db only). */
+const refuseRepeated = (argv: string[]): void => {
+  const { tokens } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true, strict: false, tokens: true });
+  const counts = new Map<string, number>();
+  for (const t of tokens) {
+    const spec = (FLAGS as Record<string, { multiple?: boolean }>)[t.kind === "option" ? t.name : ""];
+    if (t.kind === "option" && spec !== undefined && !spec.multiple) counts.set(t.name, (counts.get(t.name) ?? 0) + 1);
+  }
+  const repeated = [...counts].filter(([, n]) => n > 1).map(([f, n]) => `--${f} given ${n} times`);
+  if (repeated.length > 0) throw new FleetplanError("invalid_argument", `${repeated.join(", ")}: give each once (lists are comma-separated, e.g. --group web,db)`);
+};
 
 /** Refuse a flag or argument the command does not take (`status web-1` would otherwise show every server). */
 const checkUsage = (command: string, args: string[], values: Record<string, unknown>): void => {
@@ -147,6 +176,7 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
   const json = argv.includes("--json");
   try {
     const { values, positionals } = parseFlags(argv, FLAGS);
+    refuseRepeated(argv);
     const [command, ...args] = positionals;
     if (values.version) {
       io.stdout(`${VERSION}\n`);
@@ -183,6 +213,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
           return await (await import("./server.ts")).serverCommand(args, values, db, config, io);
         case "push":
           return await (await import("./push.ts")).pushCommand(values, config, db, logger, io, args);
+        case "rollout":
+          return await (await import("./rollout.ts")).rolloutCommand(args, values, config, db, logger, io);
         case "status": {
           const [{ fleetStatus, printStatus, storeStatuses, writeExpectedTextfile }, { selectServers }] =
             await Promise.all([import("./status.ts"), import("./push.ts")]);

@@ -15,12 +15,17 @@ import { loadPlanDir, loadPlanFile } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { push } from "../push.ts";
+import { selectTargets } from "../rollout/targets.ts";
+import type { TargetFlags } from "../rollout/targets.ts";
 import type { PushEvent, PushSummary } from "../push.ts";
 import { createSshDelivery } from "../store/ssh.ts";
 import { openStore } from "../store/select.ts";
+import { isRollout, rolloutsOf, startRollout } from "./rollout.ts";
+import type { RolloutFlags } from "./rollout.ts";
 import { fleetStatus } from "./status.ts";
 
-export interface PushFlags {
+export interface PushFlags extends RolloutFlags {
+  where?: string[];
   plan?: string;
   plans?: string;
   servers?: string;
@@ -42,21 +47,15 @@ export interface PushFlags {
 const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed", "agent_missing"]);
 /** 128 + SIGINT, as a shell reports a command stopped with Ctrl-C. */
 const INTERRUPTED = 130;
+/** Puts in flight by default: enough to keep the store busy while workers seal (bench/push.ts); SSH stays at SSH_IN_FLIGHT. */
+const DEFAULT_CONCURRENCY = 256;
 /** Shorter than this and every envelope is expired before an agent can verify it. */
 const MIN_EXPIRES_MS = 60_000;
 
-/** The servers a command applies to: --servers a,b | --group G | --all (exactly one). */
-export const selectServers = (db: CoordinatorDb, flags: Pick<PushFlags, "servers" | "group" | "all">, required: boolean): ServerRow[] => {
-  const given = [flags.servers, flags.group, flags.all].filter((v) => v !== undefined && v !== false).length;
-  if (given > 1) throw new FleetplanError("invalid_argument", "use only one of --servers, --group, --all");
-  if (given === 0 && required) throw new FleetplanError("invalid_argument", "choose targets with --servers a,b, --group NAME or --all");
-  // Given but empty (e.g. an unset shell variable) must select nothing, never the whole fleet.
-  const hosts = flags.servers?.split(",").map((s) => s.trim()).filter(Boolean);
-  if (hosts?.length === 0) throw new FleetplanError("invalid_argument", "--servers: no host names given");
-  if (flags.group !== undefined && flags.group.trim() === "") throw new FleetplanError("invalid_argument", "--group: no group name given");
-  const servers = db.servers(hosts !== undefined ? { hosts } : flags.group !== undefined ? { group: flags.group } : {});
-  if (servers.length === 0) throw new FleetplanError("not_found", "no servers selected (is the inventory empty? see `fleetplan server add`)");
-  return servers;
+/** The servers a command applies to: --servers names and globs | --group G,H | --all (at most one), narrowed by --where k=v (coordinator/rollout/targets.ts). */
+export const selectServers = (db: CoordinatorDb, flags: TargetFlags, required: boolean): ServerRow[] => {
+  const tags = rolloutsOf(db).tags();
+  return selectTargets(db.servers(), (host) => tags.get(host) ?? {}, flags, required);
 };
 
 /**
@@ -107,7 +106,8 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
   if (args.length > 0) throw new FleetplanError("invalid_argument", `push takes no positional arguments, got ${args.map((a) => JSON.stringify(a)).join(" ")}`);
   if (!flags.plan === !flags.plans) throw new FleetplanError("invalid_argument", "give exactly one of --plan FILE or --plans DIR");
   if (flags.via !== undefined && flags.via !== "ssh" && flags.via !== "store") throw new FleetplanError("invalid_argument", `--via: ${flags.via} must be ssh or store`);
-  const concurrency = Number(flags.concurrency ?? 16);
+  const rollout = isRollout(flags);
+  const concurrency = Number(flags.concurrency ?? DEFAULT_CONCURRENCY);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
   const waitTimeoutMs = parseDuration(flags.timeout ?? "10m", "--timeout");
   const expiresInMs = parseDuration(flags.expires ?? "24h", "--expires");
@@ -125,6 +125,13 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
   const openOnce = () => (store ??= openStore(config.store, logger));
   const dryRun = !!flags["dry-run"];
   if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger, dryRun);
+  if (rollout) {
+    try {
+      return await startRollout({ ...flags, concurrency: String(concurrency) }, config, db, logger, io, targets, plans);
+    } finally {
+      if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    }
+  }
   const progress = config.json ? null : createProgress(io, targets.length, process.stderr.isTTY === true);
   const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
   // Only while waiting, and once: before the wait and on a second Ctrl-C, Node's default ends the process.
@@ -153,6 +160,8 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
       },
     );
     progress?.end();
+    // Which plan each delivered hash stands for: what a later rollout's --revert-on-failure pushes again.
+    if (!dryRun) rolloutsOf(db).rememberPlans(summary.targets.flatMap((t) => (t.id !== null ? [{ host: t.host, planHash: t.plan_hash, plan: plans.get(t.host)! }] : [])), Date.now());
     if (config.json) io.stdout(`${JSON.stringify({ event: "summary", ...summary })}\n`);
     else {
       for (const t of summary.targets) {

@@ -8,6 +8,8 @@ import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { parseServerImport, validateServerInput } from "../inventory.ts";
 import { formatSdFile, prometheusSdGroups } from "../prometheus-files.ts";
+import { openRolloutDb } from "../rollout/db.ts";
+import { parseTags } from "../rollout/targets.ts";
 import { identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { writeForPrometheus } from "./prometheus-out.ts";
 
@@ -19,6 +21,8 @@ export interface ServerFlags {
   "not-bootstrapped"?: boolean;
   "prometheus-sd"?: boolean;
   out?: string;
+  /** `k=v` tags, repeatable: `--where k=v` selects by them. */
+  tag?: string[];
 }
 
 /** Hosts added with the old X25519-only key line: added, but told how to migrate (their status is never evidence). */
@@ -56,7 +60,10 @@ export const serverCommand = async (args: string[], flags: ServerFlags, db: Coor
         host: arg, node_key: flags["node-key"], metrics: flags.metrics, ssh: flags.ssh, group: flags.group,
         bootstrapped: flags["not-bootstrapped"] ? false : undefined,
       }, { now: Date.now() });
+      const tags = parseTags("--tag", flags.tag ?? []);
       db.addServers([row]);
+      // Set even when empty: a host removed and added again must not keep its old tags.
+      openRolloutDb(db.sqlite).setTags(row.host, tags);
       warnNoIdentity([row], io);
       io.stdout(config.json ? `${JSON.stringify({ ok: true, server: view(row) })}\n` : `added ${row.host} (node key ${row.nodeKeyId})\n`);
       return 0;
