@@ -31,15 +31,7 @@ export interface PushFlags extends RolloutFlags {
   servers?: string;
   group?: string;
   all?: boolean;
-  "dry-run"?: boolean;
-  force?: boolean;
   wait?: boolean;
-  timeout?: string;
-  expires?: string;
-  concurrency?: string;
-  via?: string;
-  prometheus?: string;
-  "max-age"?: string;
   "ssh-config"?: string;
   "remote-agent"?: string;
 }
@@ -161,7 +153,7 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
     );
     progress?.end();
     // Which plan each delivered hash stands for: what a later rollout's --revert-on-failure pushes again.
-    if (!dryRun) rolloutsOf(db).rememberPlans(summary.targets.flatMap((t) => (t.id !== null ? [{ host: t.host, planHash: t.plan_hash, plan: plans.get(t.host)! }] : [])), Date.now());
+    if (!dryRun) rolloutsOf(db, signers).rememberPlans(summary.targets.flatMap((t) => (t.id !== null ? [{ host: t.host, planHash: t.plan_hash, plan: plans.get(t.host)! }] : [])), Date.now());
     if (config.json) io.stdout(`${JSON.stringify({ event: "summary", ...summary })}\n`);
     else {
       for (const t of summary.targets) {

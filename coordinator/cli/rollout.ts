@@ -7,7 +7,7 @@ import { loadAdminKey } from "../../shared/key-files.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import { describeStore } from "../../shared/store-config.ts";
-import type { PlanStore } from "../../shared/types.ts";
+import type { AdminKeyPair, PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import type { LoadedPlan } from "../plan-source.ts";
@@ -16,6 +16,7 @@ import { push } from "../push.ts";
 import type { PushEvent } from "../push.ts";
 import { budgetLimit } from "../rollout/budget.ts";
 import { openRolloutDb } from "../rollout/db.ts";
+import { planVault } from "../rollout/plan-vault.ts";
 import type { RolloutDb } from "../rollout/db.ts";
 import { evaluateGate } from "../rollout/gate.ts";
 import { runRollout } from "../rollout/run.ts";
@@ -117,7 +118,9 @@ const rolloutOptions = (flags: RolloutFlags, total: number): RolloutOptions => {
 };
 
 /** The rollout tables of the open coordinator database. */
-export const rolloutsOf = (db: CoordinatorDb): RolloutDb => openRolloutDb(db.sqlite);
+/** The rollout tables; plans (resume, revert) are sealed to the first signer's key. */
+export const rolloutsOf = (db: CoordinatorDb, signers: AdminKeyPair[] = []): RolloutDb =>
+  openRolloutDb(db.sqlite, signers[0] ? planVault(signers[0]) : null);
 
 const describeRollout = (r: Rollout): string =>
   r.state === "completed" ? `rollout ${r.id} completed: ${r.ends.length} wave(s)`
@@ -151,9 +154,9 @@ const drive = async (
   id: number, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo, flags: Pick<RolloutFlags, "ssh-config" | "remote-agent">,
 ): Promise<number> => {
   await sodiumReady();
-  const rollouts = rolloutsOf(db);
-  const options = rollouts.get(id).options;
   const signers = config.adminKeys.map(loadAdminKey);
+  const rollouts = rolloutsOf(db, signers);
+  const options = rollouts.get(id).options;
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
   const emit = createOutput(config.json, io);
@@ -213,7 +216,8 @@ export const startRollout = async (
     : batchEnds(parseAmount("--batch", flags.batch!), order.length);
   const options = rolloutOptions(flags, order.length);
   const expected = db.expected();
-  const id = rolloutsOf(db).create({
+  await sodiumReady();
+  const id = rolloutsOf(db, config.adminKeys.map(loadAdminKey)).create({
     operator: userInfo().username, at: Date.now(), ends, options,
     targets: order.map((host) => {
       const before = expected.get(host);

@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
 import type Database from "better-sqlite3";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Plan } from "../../shared/types.ts";
 import type { LoadedPlan } from "../plan-source.ts";
+import type { PlanVault } from "./plan-vault.ts";
 import type { Tags } from "./targets.ts";
 import type { RevertRecord, Rollout, RolloutOptions, RolloutState, RolloutTarget } from "./types.ts";
 
@@ -28,7 +28,6 @@ export interface TargetOutcome {
   reason: string | null;
 }
 
-const bodyHashOf = (planJson: string): string => createHash("sha256").update(planJson).digest("hex");
 
 const toRollout = (r: Record<string, unknown>): Rollout => ({
   id: r.rollout_id as number,
@@ -59,7 +58,7 @@ const toTarget = (r: Record<string, unknown>): RolloutTarget => ({
 });
 
 /** Rollout and tag queries over an open coordinator database (migrated by openCoordinatorDb). */
-export const openRolloutDb = (db: Database.Database) => {
+export const openRolloutDb = (db: Database.Database, vault: PlanVault | null = null) => {
   const q = {
     putBody: db.prepare("INSERT INTO plan_bodies (body_hash, source, plan) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
     body: db.prepare("SELECT source, plan FROM plan_bodies WHERE body_hash = ?"),
@@ -85,18 +84,23 @@ export const openRolloutDb = (db: Database.Database) => {
     dropTags: db.prepare("DELETE FROM server_tags WHERE host = ?"),
   };
 
-  /** Store a plan's normalised JSON once; returns its body hash. */
-  const putBody = (plan: LoadedPlan): string => {
-    const json = JSON.stringify(plan.plan);
-    const hash = bodyHashOf(json);
-    q.putBody.run(hash, plan.source, json);
-    return hash;
+  const needVault = (): PlanVault => {
+    if (vault === null) throw new FleetplanError("invalid_argument", "plans in the coordinator database are sealed to the admin key: give --admin-key");
+    return vault;
   };
 
-  const loadBody = (bodyHash: string): LoadedPlan => {
-    const row = q.body.get(bodyHash) as { source: string; plan: string } | undefined;
-    if (row === undefined) throw new FleetplanError("ledger_error", `plan body ${bodyHash} missing from the coordinator database`);
-    return { source: row.source, plan: JSON.parse(row.plan) as Plan };
+  /** Store a plan's normalised JSON once, sealed; returns its name (a keyed hash). */
+  const putBody = (plan: LoadedPlan): string => {
+    const json = JSON.stringify(plan.plan);
+    const name = needVault().nameOf(json);
+    if (q.body.get(name) === undefined) q.putBody.run(name, plan.source, needVault().seal(json));
+    return name;
+  };
+
+  const loadBody = (name: string): LoadedPlan => {
+    const row = q.body.get(name) as { source: string; plan: string } | undefined;
+    if (row === undefined) throw new FleetplanError("ledger_error", `plan body ${name} missing from the coordinator database`);
+    return { source: row.source, plan: JSON.parse(needVault().open(row.plan, name)) as Plan };
   };
 
   const get = (id: number): Rollout => {

@@ -13,11 +13,15 @@ import type { LoadedPlan } from "../../../coordinator/plan-source.ts";
 import type { PushRequest, PushSummary, TargetResult } from "../../../coordinator/push.ts";
 import { openRolloutDb } from "../../../coordinator/rollout/db.ts";
 import type { RolloutDb } from "../../../coordinator/rollout/db.ts";
+import { planVault } from "../../../coordinator/rollout/plan-vault.ts";
 import { runRollout } from "../../../coordinator/rollout/run.ts";
 import type { RolloutEvent } from "../../../coordinator/rollout/run.ts";
 import type { RolloutOptions } from "../../../coordinator/rollout/types.ts";
 import { planFromScript } from "../../../shared/plan.ts";
+import { adminKeyFromSeed, sodiumReady } from "../../../shared/mod.ts";
 
+await sodiumReady();
+const VAULT = planVault(adminKeyFromSeed(new Uint8Array(32).fill(7)));
 const T = { timeout: 20_000 };
 const HOSTS = ["web-1", "web-2", "web-3", "web-4"];
 const plan = (script: string): LoadedPlan => ({ source: `${script}.sh`, plan: planFromScript(`echo ${script}\n`) });
@@ -71,7 +75,7 @@ describe("runRollout", () => {
     dir = mkdtempSync(join(tmpdir(), "fleetplan-rollout-run-"));
     db = openCoordinatorDb(join(dir, "fleetplan.db"));
     db.addServers(HOSTS.map((host): ServerRow => ({ host, nodeKey: "k", nodeKeyId: "k", metricsUrl: null, ssh: null, group: null, bootstrapped: true, addedAt: 0 })));
-    rollouts = openRolloutDb(db.sqlite);
+    rollouts = openRolloutDb(db.sqlite, VAULT);
     events = [];
     pushed = [];
     behaviour = () => "succeeded";
