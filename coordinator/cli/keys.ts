@@ -17,16 +17,17 @@ import { bindPlan, planSaltKey } from "../plan-salt.ts";
 const print = (io: CliIo, json: boolean, value: Record<string, unknown>, text: string) =>
   io.stdout(json ? `${JSON.stringify({ ok: true, ...value })}\n` : text);
 
-/** `init`, once the caller created the database: an admin key at the first --admin-key path if missing; prints the trust file. */
-export const init = async (config: CoordinatorConfig, io: CliIo): Promise<number> => {
+/** `init`, after the database and `configFile` are written: an admin key at the first --admin-key path if missing; the trust file. */
+export const init = async (config: CoordinatorConfig, io: CliIo, configFile: string): Promise<number> => {
   await sodiumReady();
   const keyPath = config.adminKeys[0]!;
   const created = !existsSync(keyPath);
   if (created) writeNewKeyAt(keyPath, "admin");
   const keys = config.adminKeys.map(loadAdminKey);
   const trust = formatTrust(keys.map((k) => k.publicKey));
-  print(io, config.json, { db: config.db, admin_key: keyPath, created_key: created, key_ids: keys.map((k) => k.keyId), trust },
-    `database ${config.db}\nadmin key ${keyPath}${created ? " (created)" : ""}\n\nInstall this trust file on every agent (/etc/fleetplan/trust):\n${trust}`);
+  const value = { db: config.db, config_file: configFile, admin_key: keyPath, created_key: created, key_ids: keys.map((k) => k.keyId), trust };
+  print(io, config.json, value,
+    `database ${config.db}\nsettings ${configFile}\nadmin key ${keyPath}${created ? " (created)" : ""}\n\nInstall this trust file on every agent (/etc/fleetplan/trust):\n${trust}`);
   return 0;
 };
 

@@ -7,7 +7,7 @@ import { parseDuration } from "../../shared/duration.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { createLogger } from "../../shared/log.ts";
 import { VERSION } from "../../shared/version.ts";
-import { normalizeCoordinatorConfig } from "../config.ts";
+import { isHttpUrl, normalizeCoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb } from "../db.ts";
 // Command modules (SQLite, nats.js, libsodium, …) are imported when their command runs: --help and
 // --version load none of them.
@@ -16,6 +16,10 @@ const HELP = `fleetplan ${VERSION} — push signed, encrypted provisioning plans
 
 Usage:
   fleetplan init                                   database + admin key at --admin-key (if missing); prints the agents' trust file
+                 [--store URL] [--creds FILE] [--tls-ca/--tls-cert/--tls-key FILE] [--prometheus URL] [--notify-prefix P]
+                 [--replicas N]: remembered in fleetplan.json beside the database, so later commands need no flags or env
+                 ($FLEETPLAN_PROMETHEUS and the other env vars, and flags, still override it)
+  fleetplan config show                            every setting in force and where it came from (flag, env, file, default)
   fleetplan keygen admin --out DIR                 DIR/admin.key (0600) and DIR/admin.pub
   fleetplan trust [--threshold K]                  trust file for the configured admin key(s)
   fleetplan seal --plan FILE --target HOST --node-key PUB --id N [--expires 24h] --out FILE
@@ -82,7 +86,8 @@ const ROLLOUT_FLAGS = ["waves", "batch", "canary", "max-failures", "wave-timeout
 
 /** What each command takes beside the global flags: anything else is refused, never ignored. */
 const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
-  init: { flags: [], args: 0 },
+  init: { flags: ["prometheus"], args: 0 },
+  "config show": { flags: [], args: 0 },
   keygen: { flags: ["out"], args: 1 },
   trust: { flags: ["threshold"], args: 0 },
   seal: { flags: ["plan", "target", "node-key", "id", "expires", "out"], args: 0 },
@@ -106,7 +111,7 @@ const COMMANDS: Record<string, { flags: readonly string[]; args: number }> = {
 };
 
 // Commands with subcommands: `server add`, `store init`, … are looked up as "<command> <sub>".
-const GROUPS = new Set(["server", "store", "rollout"]);
+const GROUPS = new Set(["server", "store", "rollout", "config"]);
 
 /** A single-value flag given twice is refused: parseArgs would silently keep the last (`--group web --group db` is db only). */
 const refuseRepeated = (argv: string[]): void => {
@@ -133,14 +138,6 @@ const checkUsage = (command: string, args: string[], values: Record<string, unkn
   if (extraFlags.length > 0) throw new FleetplanError("invalid_argument", `${name} does not take ${extraFlags.map((f) => `--${f}`).join(", ")}`);
   const extraArgs = args.slice(name === command ? 0 : 1).slice(spec.args);
   if (extraArgs.length > 0) throw new FleetplanError("invalid_argument", `${name}: unexpected argument(s) ${extraArgs.map((a) => JSON.stringify(a)).join(" ")}`);
-};
-
-const isHttpUrl = (text: string): boolean => {
-  try {
-    return ["http:", "https:"].includes(new URL(text).protocol);
-  } catch {
-    return false;
-  }
 };
 
 const SQLITE_MAGIC = "SQLite format 3\0";
@@ -192,6 +189,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
       throw new FleetplanError("invalid_argument", `--prometheus: ${JSON.stringify(values.prometheus)} is not an http(s) URL`);
     }
     const config = normalizeCoordinatorConfig(values);
+    // The remembered --prometheus is the default of push, rollout and status.
+    const flags = { ...values, ...(config.prometheus !== undefined && { prometheus: values.prometheus ?? config.prometheus }) };
     const logger = createLogger({ level: "warn" });
     switch (command) {
       case "keygen":
@@ -203,24 +202,30 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
         return await (await import("./keys.ts")).seal(values, config, io);
       case "store":
         return await (await import("./store.ts")).storeCommand(args, { values, config, logger, io });
+      case "config":
+        if (args[0] !== "show") throw new FleetplanError("invalid_argument", "usage: fleetplan config show [--json]");
+        return (await import("./config.ts")).configShow(config, io);
     }
+    // Refused (a password in a URL) before the database is created.
+    const remembered = command === "init" ? (await import("./config.ts")).settingsToRemember(values, config) : undefined;
     const db = await openDatabase(config.db, command === "init");
     try {
       switch (command) {
         case "init":
-          return await (await import("./keys.ts")).init(config, io);
+          (await import("./config.ts")).writeRemembered(remembered!);
+          return await (await import("./keys.ts")).init(config, io, remembered!.path);
         case "server":
           return await (await import("./server.ts")).serverCommand(args, values, db, config, io);
         case "push":
-          return await (await import("./push.ts")).pushCommand(values, config, db, logger, io, args);
+          return await (await import("./push.ts")).pushCommand(flags, config, db, logger, io, args);
         case "rollout":
-          return await (await import("./rollout.ts")).rolloutCommand(args, values, config, db, logger, io);
+          return await (await import("./rollout.ts")).rolloutCommand(args, flags, config, db, logger, io);
         case "status": {
           const [{ fleetStatus, printStatus, storeStatuses, writeExpectedTextfile }, { selectServers }] =
             await Promise.all([import("./status.ts"), import("./push.ts")]);
           if (values.textfile !== undefined) writeExpectedTextfile(db, values.textfile, io);
           const rows = await fleetStatus(db, selectServers(db, values, false), {
-            maxAgeMs: parseDuration(values["max-age"] ?? "30m", "--max-age"), ...(values.prometheus && { prometheus: values.prometheus }),
+            maxAgeMs: parseDuration(values["max-age"] ?? "30m", "--max-age"), ...(flags.prometheus && { prometheus: flags.prometheus }),
             statuses: storeStatuses(config.store, logger),
           });
           printStatus(rows, config.json, io);
