@@ -2,6 +2,7 @@
 // transport I/O): one request retried with backoff, and a blocking-query watch that never
 // gives up. Index rules and parsing are in consul-kv.ts.
 
+import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type ConsulReply, type ConsulRequest, type ConsulTuning, type KvEntry, type KvRead, nextIndex, parseKvRead, type ResolvedTuning, resolveTuning,
@@ -31,6 +32,9 @@ export interface ConsulOptions extends ConsulTuning {
 /** A client over `send` for one store, and the close() that aborts its retries and watches. */
 export const createConsulClient = (config: StoreConfig, opts: ConsulOptions, send: ConsulSend): { client: ConsulClient; close: () => void } => {
   const closed = new AbortController();
+  // Every request in flight (a push has hundreds) listens on this one signal while it runs and
+  // lets go when it ends: many listeners are expected, not a leak, so Node is told not to warn.
+  setMaxListeners(0, closed.signal);
   const logger = (opts.logger ?? silentLogger).child({ store: describeStore(config) });
   return { client: { send, tuning: resolveTuning(opts), logger, signal: closed.signal }, close: () => closed.abort() };
 };
