@@ -9,7 +9,9 @@ import { AGENT_BIN, CLI_BIN, createProcessGroup, freePort, waitListening } from 
 
 const run = promisify(execFile);
 const HOSTS = ["web-1", "web-2", "web-3", "db-1", "cache-1"];
-const say = (text: string) => process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+// Bold only on a terminal: a log file or pipe gets plain text, no escape codes.
+const say = (text: string) =>
+  process.stdout.write(process.stdout.isTTY ? `\n\x1b[1m== ${text}\x1b[0m\n` : `\n== ${text}\n`);
 const note = (text: string) => process.stdout.write(`   ${text}\n`);
 
 const planFor = (root: string, motd: string) => ({

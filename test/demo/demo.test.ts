@@ -33,6 +33,7 @@ test("the demo converges five agents, refuses the attacks and leaves no process 
     assert.match(stdout, /db-1: envelopes accepted 2, stale 1 · runs succeeded 2$/m, "replayed old envelope refused as stale");
     assert.match(stdout, /web-2: envelopes accepted 1, duplicate 1 · runs succeeded 1$/m, "redelivery is a benign duplicate");
     assert.deepEqual(processesMentioning(dir), [], "no demo process is left running");
+    assert.doesNotMatch(stdout, /\x1b\[/, "no terminal escape codes when stdout is not a terminal");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
