@@ -36,6 +36,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   /** Where boot time is read from (a file in /proc/stat format). */
   procStat: string;
+  /** Mean time between drift checks of the applied plan's files (±20 % jitter); 0: only on demand. */
+  driftIntervalMs: number;
 }
 
 /** Settings as they come from the config file, env or flags (all optional, strings or numbers). */
@@ -58,6 +60,7 @@ export type AgentConfigInput = Partial<{
   ledgerMaxAge: string;
   ledgerMaxRows: number;
   logLevel: LogLevel;
+  driftInterval: string;
 }>;
 
 const DEFAULTS = {
@@ -72,6 +75,7 @@ const DEFAULTS = {
   ledgerMaxAge: "90d",
   ledgerMaxRows: 10_000,
   logLevel: "info" as LogLevel,
+  driftInterval: "10m",
 };
 
 /** Env var → setting. */
@@ -86,7 +90,16 @@ export const ENV_VARS: Record<string, keyof AgentConfigInput> = {
   FLEETPLAN_LOG_LEVEL: "logLevel",
 };
 
-const KNOWN = new Set<string>([...Object.keys(DEFAULTS), "hostname", "store", "storeOptions", "nodeKey", "trust", "maxPlanBytes", "fileRoots"]);
+const KNOWN = new Set<string>([
+  ...Object.keys(DEFAULTS),
+  "hostname",
+  "store",
+  "storeOptions",
+  "nodeKey",
+  "trust",
+  "maxPlanBytes",
+  "fileRoots",
+]);
 
 /** A password or token in the config (store options, or user:pass in the store URL). */
 const holdsSecret = (value: Record<string, unknown>): boolean => {
@@ -111,7 +124,10 @@ export const readConfigFile = (path: string | undefined, problems: string[]): Ag
     for (const key of Object.keys(value)) if (!KNOWN.has(key)) problems.push(`config ${file}: unknown setting ${JSON.stringify(key)}`);
     if (mode & PRIVATE_FILE.forbidden && holdsSecret(value)) {
       const shown = (mode & 0o777).toString(8).padStart(4, "0");
-      throw new FleetplanError("insecure_key_file", `config ${file} holds a store password or token and is readable by group or others (mode ${shown}); run: chmod 600 ${file}`);
+      throw new FleetplanError(
+        "insecure_key_file",
+        `config ${file} holds a store password or token and is readable by group or others (mode ${shown}); run: chmod 600 ${file}`,
+      );
     }
     return value as AgentConfigInput;
   } catch (error) {
@@ -123,7 +139,11 @@ export const readConfigFile = (path: string | undefined, problems: string[]): Ag
 
 /** Settings from FLEETPLAN_* env vars. */
 export const configFromEnv = (env: NodeJS.ProcessEnv): AgentConfigInput =>
-  Object.fromEntries(Object.entries(ENV_VARS).filter(([name]) => env[name]).map(([name, key]) => [key, env[name]]));
+  Object.fromEntries(
+    Object.entries(ENV_VARS)
+      .filter(([name]) => env[name])
+      .map(([name, key]) => [key, env[name]]),
+  );
 
 const parseListen = (value: string, problems: string[]): AgentConfig["metricsListen"] => {
   if (value === "off") return null;
@@ -145,6 +165,13 @@ const duration = (value: string, name: string, problems: string[]): number => {
   }
 };
 
+// 0 turns periodic checks off; below a second they would only burn CPU.
+const driftInterval = (value: string, problems: string[]): number => {
+  const ms = duration(value, "driftInterval", problems);
+  if (ms > 0 && ms < 1000) problems.push(`driftInterval: ${JSON.stringify(value)} must be 0 (checks on demand only) or at least 1s`);
+  return ms;
+};
+
 const positiveInt = (value: unknown, name: string, problems: string[]): number => {
   if (!Number.isSafeInteger(value) || (value as number) <= 0) problems.push(`${name}: ${JSON.stringify(value)} must be a positive integer`);
   return value as number;
@@ -154,7 +181,11 @@ const positiveInt = (value: unknown, name: string, problems: string[]): number =
  * Merge file < env < flags over the defaults, validate everything, and throw one
  * `invalid_config` error listing every problem.
  */
-export const normalizeAgentConfig = (layers: AgentConfigInput[], env: NodeJS.ProcessEnv = process.env, initialProblems: string[] = []): AgentConfig => {
+export const normalizeAgentConfig = (
+  layers: AgentConfigInput[],
+  env: NodeJS.ProcessEnv = process.env,
+  initialProblems: string[] = [],
+): AgentConfig => {
   const problems = [...initialProblems];
   const input: AgentConfigInput = Object.assign({}, ...layers);
   const merged = { ...DEFAULTS, ...input };
@@ -164,20 +195,29 @@ export const normalizeAgentConfig = (layers: AgentConfigInput[], env: NodeJS.Pro
   const creds = env.CREDENTIALS_DIRECTORY;
   const nodeKeyPath = input.nodeKey ?? (creds ? join(creds, "node.key") : "/etc/fleetplan/node.key");
   const trustPath = input.trust ?? (creds ? join(creds, "trust") : "/etc/fleetplan/trust");
-  for (const [name, path] of [["state-dir", merged.stateDir], ["log-dir", merged.logDir], ["node-key", nodeKeyPath], ["trust", trustPath]] as const) {
+  for (const [name, path] of [
+    ["state-dir", merged.stateDir],
+    ["log-dir", merged.logDir],
+    ["node-key", nodeKeyPath],
+    ["trust", trustPath],
+  ] as const) {
     if (!isAbsolute(path)) problems.push(`${name}: ${JSON.stringify(path)} must be an absolute path`);
   }
   const fileRoots = input.fileRoots ?? ["/"];
-  if (!Array.isArray(fileRoots) || fileRoots.some((r) => typeof r !== "string" || !isAbsolute(r))) problems.push("fileRoots: must be a list of absolute paths");
-  if (!["debug", "info", "warn", "error"].includes(merged.logLevel)) problems.push(`log-level: ${JSON.stringify(merged.logLevel)} must be debug, info, warn or error`);
+  if (!Array.isArray(fileRoots) || fileRoots.some((r) => typeof r !== "string" || !isAbsolute(r)))
+    problems.push("fileRoots: must be a list of absolute paths");
+  if (!["debug", "info", "warn", "error"].includes(merged.logLevel))
+    problems.push(`log-level: ${JSON.stringify(merged.logLevel)} must be debug, info, warn or error`);
   const limits: EnvelopeLimits = {
     ...DEFAULT_LIMITS,
     maxPlanBytes: positiveInt(input.maxPlanBytes ?? DEFAULT_LIMITS.maxPlanBytes, "maxPlanBytes", problems),
     clockSkewMs: duration(merged.clockSkew, "clockSkew", problems),
   };
   // Bounds that keep the checks meaningful: memory per plan, and `from_future` switched on.
-  if (limits.maxPlanBytes > MAX_PLAN_BYTES) problems.push(`maxPlanBytes: ${limits.maxPlanBytes} is above the ${MAX_PLAN_BYTES} bytes an agent will hold in memory`);
-  if (limits.clockSkewMs > MAX_CLOCK_SKEW_MS) problems.push(`clockSkew: ${merged.clockSkew} is above 1h, which would all but disable the from_future check`);
+  if (limits.maxPlanBytes > MAX_PLAN_BYTES)
+    problems.push(`maxPlanBytes: ${limits.maxPlanBytes} is above the ${MAX_PLAN_BYTES} bytes an agent will hold in memory`);
+  if (limits.clockSkewMs > MAX_CLOCK_SKEW_MS)
+    problems.push(`clockSkew: ${merged.clockSkew} is above 1h, which would all but disable the from_future check`);
   limits.maxEnvelopeBytes = Math.max(DEFAULT_LIMITS.maxEnvelopeBytes, limits.maxPlanBytes + 1024 * 1024);
   const config: AgentConfig = {
     hostname,
@@ -197,6 +237,7 @@ export const normalizeAgentConfig = (layers: AgentConfigInput[], env: NodeJS.Pro
     ledgerMaxRows: positiveInt(merged.ledgerMaxRows, "ledgerMaxRows", problems),
     logLevel: merged.logLevel,
     procStat: env.FLEETPLAN_PROC_STAT ?? "/proc/stat",
+    driftIntervalMs: driftInterval(String(merged.driftInterval), problems),
   };
   if (problems.length > 0) {
     throw new FleetplanError("invalid_config", `invalid agent configuration:\n  - ${problems.join("\n  - ")}`);

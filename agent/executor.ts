@@ -6,11 +6,12 @@ import { openRunLog, rotateRunLogs, runLogPath } from "./executor/run-log.ts";
 import type { RunLog } from "./executor/run-log.ts";
 import { describeStep, runStep } from "./executor/run-step.ts";
 import type { Executor, ExecutorOptions, NormalizedExecutorOptions, RunContext, RunOutcome, StepResult } from "./executor/types.ts";
+import { FileWriteError } from "./executor/file-write-error.ts";
 import { writePlanFiles } from "./executor/write-files.ts";
 
 export type { Executor, ExecutorOptions, RunContext, RunOutcome, StepEvent, StepResult } from "./executor/types.ts";
 
-type Ending = Pick<RunOutcome, "result" | "failedStep" | "error">;
+type Ending = Pick<RunOutcome, "result" | "failedStep" | "error" | "reason">;
 
 const stepEnv = (opts: NormalizedExecutorOptions, step: PlanStep, ctx: RunContext): NodeJS.ProcessEnv => ({
   ...opts.env,
@@ -24,13 +25,16 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(3)} s`;
 
 // Files, then steps; returns how the run ended. `steps` collects every step that ran.
 const execute = async (plan: Plan, ctx: RunContext, opts: NormalizedExecutorOptions, log: RunLog, steps: StepResult[]): Promise<Ending> => {
-  log.line(`fleetplan run ${ctx.runId}: provisioning id ${ctx.id}, plan ${ctx.planHash}, ${plan.files.length} file(s), ${plan.steps.length} step(s)`);
+  log.line(
+    `fleetplan run ${ctx.runId}: provisioning id ${ctx.id}, plan ${ctx.planHash}, ${plan.files.length} file(s), ${plan.steps.length} step(s)`,
+  );
   if (ctx.signal.aborted) return { result: "interrupted", failedStep: null, error: "interrupted before the first file was written" };
   try {
     writePlanFiles(plan.files, opts.fileRoots, (f) => log.line(`wrote ${f.path} (mode ${f.mode.toString(8).padStart(4, "0")})`));
   } catch (error) {
     log.line(`files: ${(error as Error).message}`);
-    return { result: "failed", failedStep: null, error: (error as Error).message };
+    const reason = error instanceof FileWriteError ? error.reason : "file_write_failed";
+    return { result: "failed", failedStep: null, error: (error as Error).message, reason };
   }
   for (const [index, step] of plan.steps.entries()) {
     if (ctx.signal.aborted) return { result: "interrupted", failedStep: null, error: `interrupted before step "${step.name}"` };
@@ -52,7 +56,8 @@ const execute = async (plan: Plan, ctx: RunContext, opts: NormalizedExecutorOpti
     steps.push(result);
     ctx.onStep?.({ index, name: step.name, phase: "end", result });
     if (ctx.signal.aborted) return { result: "interrupted", failedStep: step.name, error: `interrupted during step "${step.name}"` };
-    if (result.exitCode !== 0) return { result: "failed", failedStep: step.name, error: `step "${step.name}" failed: ${describeStep(result)}` };
+    if (result.exitCode !== 0)
+      return { result: "failed", failedStep: step.name, error: `step "${step.name}" failed: ${describeStep(result)}` };
   }
   return { result: "succeeded", failedStep: null, error: null };
 };
@@ -66,7 +71,15 @@ const runPlan = async (plan: Plan, ctx: RunContext, opts: NormalizedExecutorOpti
     log = openRunLog(logFile, opts.logDir, opts.maxLogBytes);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    return { result: "failed", steps, durationMs: 0, failedStep: null, error: `cannot open run log ${logFile}: ${code}`, reason: "log_unavailable", logFile };
+    return {
+      result: "failed",
+      steps,
+      durationMs: 0,
+      failedStep: null,
+      error: `cannot open run log ${logFile}: ${code}`,
+      reason: "log_unavailable",
+      logFile,
+    };
   }
   let ending: Ending;
   try {

@@ -76,6 +76,18 @@ const MIGRATIONS: readonly string[] = [
     acquired_at INTEGER NOT NULL
   );
   `,
+  `
+  -- What the newest successful run wrote, per file, for drift checks (agent/drift.ts); replaced on each success.
+  CREATE TABLE applied_files (
+    path   TEXT    PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    sha256 TEXT    NOT NULL,
+    size   INTEGER NOT NULL,
+    mode   INTEGER NOT NULL,
+    uid    INTEGER,
+    gid    INTEGER
+  );
+  `,
 ];
 
 /** The schema version this build writes. */
@@ -156,7 +168,8 @@ export const prepareStatements = (db: Database.Database) => ({
   hwm: db.prepare("SELECT id, plan_hash FROM high_water WHERE singleton = 1"),
   setHwm: db.prepare(`INSERT INTO high_water (singleton, id, plan_hash, accepted_at) VALUES (1, @id, @planHash, @at)
     ON CONFLICT (singleton) DO UPDATE SET id = excluded.id, plan_hash = excluded.plan_hash, accepted_at = excluded.accepted_at`),
-  insertEnvelope: db.prepare(`INSERT INTO envelopes (id, plan_hash, signer_ids, target, issued, expires, revision, source, result, seen_at, boot_time)
+  insertEnvelope:
+    db.prepare(`INSERT INTO envelopes (id, plan_hash, signer_ids, target, issued, expires, revision, source, result, seen_at, boot_time)
     VALUES (@id, @planHash, @signerIds, @target, @issued, @expires, @revision, @source, @result, @at, @bootTime)`),
   countEnvelope: db.prepare(`INSERT INTO envelope_counts (result, count) VALUES (?, 1)
     ON CONFLICT (result) DO UPDATE SET count = count + 1`),
@@ -183,6 +196,10 @@ export const prepareStatements = (db: Database.Database) => ({
   setOwner: db.prepare(`INSERT INTO owner (singleton, pid, start_time, acquired_at) VALUES (1, @pid, @startTime, @at)
     ON CONFLICT (singleton) DO UPDATE SET pid = excluded.pid, start_time = excluded.start_time, acquired_at = excluded.acquired_at`),
   releaseOwner: db.prepare("DELETE FROM owner WHERE pid = @pid AND start_time = @startTime"),
+  clearFiles: db.prepare("DELETE FROM applied_files"),
+  insertFile: db.prepare(`INSERT OR REPLACE INTO applied_files (path, run_id, sha256, size, mode, uid, gid)
+    VALUES (@path, @runId, @sha256, @size, @mode, @uid, @gid)`),
+  files: db.prepare("SELECT path, sha256, size, mode, uid, gid FROM applied_files ORDER BY path"),
   pruneSteps: db.prepare(`DELETE FROM steps WHERE run_id IN (${PRUNABLE_RUNS})`),
   pruneRuns: db.prepare(`DELETE FROM runs WHERE run_id IN (${PRUNABLE_RUNS})`),
   pruneEnvelopes: db.prepare(`DELETE FROM envelopes

@@ -24,10 +24,39 @@ export const createAgentMetrics = (labels: { version: string; store: string; hos
     lastRunDuration: gauge("fleetplan_agent_last_run_duration_seconds", "Duration of the last finished run."),
     running: gauge("fleetplan_agent_running", "1 while a plan is running."),
     storeConnected: gauge("fleetplan_agent_store_connected", "1 while connected to the plan store."),
+    // Freeze detection (agent/freshness-watch.ts) and trust rotation (agent/trust-chain.ts).
+    freshnessExpires: gauge(
+      "fleetplan_agent_freshness_expires_timestamp_seconds",
+      "When the last verified freshness record expires, unix seconds (0: none yet).",
+    ),
+    missingUpdate: gauge(
+      "fleetplan_agent_missing_update",
+      "1 when the freshness record names an id above the highest this agent accepted.",
+    ),
+    trustVersion: gauge("fleetplan_agent_trust_version", "Version of the trust set in force (1: the trust file)."),
+    // Drift (agent/drift.ts): 0 until a check finds a file of the applied plan changed.
+    driftedFiles: gauge(
+      "fleetplan_agent_drifted_files",
+      "Files of the last successful plan now missing or changed (content, mode, owner).",
+    ),
+    driftCheckTimestamp: gauge(
+      "fleetplan_agent_drift_check_timestamp_seconds",
+      "When files were last checked for drift, unix seconds (0: never).",
+    ),
     // host and node key id let the coordinator tell whose metrics a URL really serves.
     info: gauge("fleetplan_agent_info", "Agent version, store, hostname and node key id.", ["version", "store", "host", "node_key_id"]),
-    envelopes: new Counter({ name: "fleetplan_agent_envelopes_total", help: "Envelopes seen, by result (accepted or reject reason).", labelNames: ["result"], registers: [registry] }),
-    runs: new Counter({ name: "fleetplan_agent_runs_total", help: "Runs finished, by result.", labelNames: ["result"], registers: [registry] }),
+    envelopes: new Counter({
+      name: "fleetplan_agent_envelopes_total",
+      help: "Envelopes seen, by result (accepted or reject reason).",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    runs: new Counter({
+      name: "fleetplan_agent_runs_total",
+      help: "Runs finished, by result.",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
     stepDuration: new Histogram({
       name: "fleetplan_agent_step_duration_seconds",
       help: "Duration of plan steps.",
@@ -38,6 +67,10 @@ export const createAgentMetrics = (labels: { version: string; store: string; hos
   m.info.set(labels, 1);
   m.storeConnected.set(0);
   m.running.set(0);
+  m.freshnessExpires.set(0);
+  m.missingUpdate.set(0);
+  m.driftedFiles.set(0);
+  m.driftCheckTimestamp.set(0);
   // Every result series exists from the start, so rate() and alerts see zeros, not gaps.
   for (const result of ENVELOPE_RESULTS) m.envelopes.inc({ result }, 0);
   for (const result of RUN_RESULTS) m.runs.inc({ result }, 0);

@@ -4,6 +4,7 @@ import type { Executor, RunOutcome } from "./executor.ts";
 import type { Ledger, RunRow } from "./ledger.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import { setApplied, setLastRun } from "./metrics.ts";
+import { failureFields } from "./report-output.ts";
 
 export type RunResult = RunOutcome | "superseded";
 
@@ -17,7 +18,10 @@ export interface RunnerDeps {
   /** Aborted on shutdown: the running step is stopped and nothing new starts. */
   signal: AbortSignal;
   publish: (state: AgentStatus["state"], fields: Partial<AgentStatus>) => void;
-  onApplied: (run: RunRow | null) => void;
+  /** After a success, with the plan that ran (its files are what drift checks compare against). */
+  onApplied: (run: RunRow | null, plan: OpenedEnvelope["plan"]) => void;
+  /** A failed run: its output tail goes to the coordinator, sealed (report-output.ts). */
+  onFailed?: (id: number, outcome: RunOutcome, at: number) => Promise<void>;
 }
 
 type Entry = { opened: OpenedEnvelope; done: (r: RunResult) => void };
@@ -48,7 +52,14 @@ export const createRunner = (deps: RunnerDeps) => {
     const outcome = await executeSafely(runId, entry);
     const finishedAt = now();
     try {
-      ledger.finishRun(runId, { state: outcome.result, at: finishedAt, durationMs: outcome.durationMs, bootTime: deps.bootTime, failedStep: outcome.failedStep, error: outcome.error });
+      ledger.finishRun(runId, {
+        state: outcome.result,
+        at: finishedAt,
+        durationMs: outcome.durationMs,
+        bootTime: deps.bootTime,
+        failedStep: outcome.failedStep,
+        error: outcome.error,
+      });
     } catch (error) {
       // It ran; the ledger keeps it `running`, which the next start records as `interrupted`.
       log.error("run_not_recorded", { id: header.id, run_id: runId, result: outcome.result, error: (error as Error).message });
@@ -58,15 +69,28 @@ export const createRunner = (deps: RunnerDeps) => {
     setLastRun(metrics, { success: outcome.result === "succeeded", finishedAt, durationMs: outcome.durationMs });
     if (outcome.result === "succeeded") {
       setApplied(metrics, { id: header.id, planHash: header.plan_hash, bootTime: deps.bootTime });
-      deps.onApplied(ledger.lastSuccess());
+      deps.onApplied(ledger.lastSuccess(), plan);
     }
     const failed = outcome.steps.find((s) => s.exitCode !== 0);
     log[outcome.result === "succeeded" ? "info" : "warn"]("run_finished", {
-      id: header.id, run_id: runId, result: outcome.result, reason: outcome.reason ?? null, duration_ms: outcome.durationMs,
-      failed_step: outcome.failedStep, exit_code: failed?.exitCode ?? null, timed_out: failed?.timedOut ?? false, error: outcome.error,
+      id: header.id,
+      run_id: runId,
+      result: outcome.result,
+      reason: outcome.reason ?? null,
+      duration_ms: outcome.durationMs,
+      failed_step: outcome.failedStep,
+      exit_code: failed?.exitCode ?? null,
+      timed_out: failed?.timedOut ?? false,
+      error: outcome.error,
       log_file: outcome.logFile,
     });
-    deps.publish(outcome.result, { ...base, result: outcome.reason ?? outcome.result, step_index: failed?.index ?? null });
+    deps.publish(outcome.result, {
+      ...base,
+      result: outcome.reason ?? outcome.result,
+      step_index: failed?.index ?? null,
+      ...failureFields(outcome),
+    });
+    if (outcome.result === "failed") void deps.onFailed?.(header.id, outcome, finishedAt);
     return outcome;
   };
 
@@ -77,14 +101,19 @@ export const createRunner = (deps: RunnerDeps) => {
     const base = { id: header.id, plan_hash: header.plan_hash, steps: plan.steps.length };
     try {
       return await deps.executor.run(plan, {
-      id: header.id, planHash: header.plan_hash, runId, signal: deps.signal,
-      onStep: (e) => {
-        if (e.phase === "start") deps.publish("running", { ...base, step_index: e.index });
-        else if (e.result) {
-          metrics.stepDuration.observe(e.result.durationMs / 1000);
-          ledger.recordStep(runId, e.result);
-        }
-      },
+        id: header.id,
+        planHash: header.plan_hash,
+        runId,
+        signal: deps.signal,
+        onStep: (e) => {
+          if (e.phase === "start") {
+            // The first step's start was published with the run's.
+            if (e.index > 0) deps.publish("running", { ...base, step_index: e.index });
+          } else if (e.result) {
+            metrics.stepDuration.observe(e.result.durationMs / 1000);
+            ledger.recordStep(runId, e.result);
+          }
+        },
       });
     } catch (error) {
       return { ...failedOutcome(`the executor failed: ${(error as Error).message}`), reason: "executor_error" };
@@ -95,7 +124,12 @@ export const createRunner = (deps: RunnerDeps) => {
   const notStarted = (runId: number, entry: Entry, error: unknown): RunOutcome => {
     const { header } = entry.opened;
     metrics.running.set(0);
-    log.error("run_not_recorded", { id: header.id, run_id: runId, reason: (error as { reason?: string }).reason ?? "internal", error: (error as Error).message });
+    log.error("run_not_recorded", {
+      id: header.id,
+      run_id: runId,
+      reason: (error as { reason?: string }).reason ?? "internal",
+      error: (error as Error).message,
+    });
     deps.publish("failed", { id: header.id, plan_hash: header.plan_hash, result: "ledger_error" });
     return failedOutcome((error as Error).message);
   };

@@ -31,7 +31,8 @@ export const createStatusPublisher = (put: (s: AgentStatus) => Promise<void>, lo
   return {
     publish(status: AgentStatus): void {
       latest = status;
-      loop ??= drain();
+      // Signed and sent on the event loop's next turn: a run's start status goes out after its step is spawned, not before.
+      loop ??= new Promise<void>((resolve) => setImmediate(resolve)).then(drain);
     },
     /** Wait until the latest status is stored (or give up after `ms`). */
     async flush(ms: number): Promise<void> {

@@ -58,7 +58,8 @@ try {
       const putAt = new Map<string, number>();
       const t0 = nowMs();
       const child = spawn("node", [CLI_BIN, "push", "--plans", plans, "--all", "--wait", "--timeout", "5m", "--json"], {
-        env: { ...process.env, ...cli.env }, stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, ...cli.env },
+        stdio: ["ignore", "pipe", "inherit"],
       });
       createInterface({ input: child.stdout! }).on("line", (line) => {
         const e = JSON.parse(line) as { event?: string; host?: string };
@@ -79,14 +80,16 @@ try {
     for (const node of nodes) runStart.push(Number(readFileSync(stepStart(node), "utf8")) - r.putAt.get(node.host)!);
   }
   emit({ figure: "push_wait_ms_median", value: Math.round(median(pushMs)), runs: pushMs.map(Math.round) });
-  emit({ figure: "put_to_run_start_ms_p50", value: pct(runStart, 0.5) });
-  emit({ figure: "put_to_run_start_ms_p99", value: pct(runStart, 0.99) });
+  emit({ figure: "put_to_run_start_ms_p50", value: Math.round(pct(runStart, 0.5)) });
+  emit({ figure: "put_to_run_start_ms_p99", value: Math.round(pct(runStart, 0.99)) });
 
   // The same plan over OpenSSH: `bash -s` on the target fed the plan, as an operator's loop would.
   const script = readFileSync(join(plans, `${nodes[0]!.host}.sh`));
   const ssh = () =>
     new Promise<void>((resolve, reject) => {
-      const child = spawn("ssh", ["-F", sshd.clientConfig, "-p", String(sshd.port), "root@127.0.0.1", "bash", "-s"], { stdio: ["pipe", "ignore", "inherit"] });
+      const child = spawn("ssh", ["-F", sshd.clientConfig, "-p", String(sshd.port), "root@127.0.0.1", "bash", "-s"], {
+        stdio: ["pipe", "ignore", "inherit"],
+      });
       child.stdin!.end(script);
       child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`ssh exited ${code}`))));
     });

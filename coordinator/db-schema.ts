@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
 import type { HistoryRow, ServerRow } from "./db.ts";
 import { rolloutMigration } from "./rollout/schema.ts";
+import { stagingMigration } from "./staging-db.ts";
 
 // The coordinator's schema, versioned by PRAGMA user_version: migration N (1-based) brings a
 // database from version N-1 to N. Append new migrations; never edit a released one.
@@ -75,6 +76,18 @@ export const MIGRATIONS: readonly Migration[] = [
     `),
   // Rollouts (waves, budget, gates, revert), the plans they push, and server tags.
   rolloutMigration,
+  // The store revision of the last envelope this coordinator put per host, and the store instance it
+  // was written to (`epoch`): the next put is a compare-and-set on it without reading the key first.
+  (db) =>
+    db.exec(`
+      CREATE TABLE put_revisions (
+        host     TEXT PRIMARY KEY,
+        epoch    TEXT NOT NULL,
+        revision INTEGER NOT NULL CHECK (revision > 0)
+      ) STRICT;
+    `),
+  // Staged changes of the two-person rule (push --stage, approve): envelopes kept unpublished.
+  stagingMigration,
 ];
 
 const schemaVersion = (db: Database.Database): number => db.pragma("user_version", { simple: true }) as number;

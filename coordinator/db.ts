@@ -1,6 +1,7 @@
 import { chmodSync, closeSync, openSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
+import type { PutResult } from "../shared/types.ts";
 import { migrate, toHistory, toServer } from "./db-schema.ts";
 import type { ServerRecord } from "./db-schema.ts";
 import { nextProvisioningId } from "./ids.ts";
@@ -79,12 +80,16 @@ export interface Delivered {
   id: number;
   planHash: string;
   at: number;
+  /** Where a store put left it: remembered as the base of the host's next compare-and-set put. */
+  put?: Required<PutResult>;
 }
 
 export interface CoordinatorDb {
   /** All-or-nothing: a host already in the inventory (or twice in `rows`) writes nothing. */
   addServers(rows: ServerRow[]): void;
   removeServer(host: string): boolean;
+  /** `server set`: every field but host and addedAt from `row`; false when the host is not in the inventory. */
+  updateServer(row: ServerRow): boolean;
   /** Sorted by host; an unknown host in `hosts` is an error naming every unknown one. */
   servers(filter?: { hosts?: string[]; group?: string }): ServerRow[];
   setBootstrapped(host: string, value: boolean): void;
@@ -106,6 +111,8 @@ export interface CoordinatorDb {
   finishPush(pushId: number, at: number, summary: unknown): void;
   /** setExpected for each delivered envelope and recordResult for each outcome, in one transaction (one fsync). */
   recordBatch(pushId: number, batch: { delivered: Delivered[]; results: ResultInput[] }): void;
+  /** Per host, the store revision of the last envelope put and recorded by recordBatch. */
+  putBases(): Map<string, Required<PutResult>>;
   /** Newest first (by recording order, not by clock). */
   history(opts?: { host?: string; limit?: number }): HistoryRow[];
   /** The connection itself, for the rollout and tag tables (coordinator/rollout/db.ts keeps their queries). */
@@ -152,6 +159,10 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     ),
     hostExists: db.prepare("SELECT 1 FROM servers WHERE host = ?").pluck(),
     removeServer: db.prepare("DELETE FROM servers WHERE host = ?"),
+    updateServer: db.prepare(
+      `UPDATE servers SET node_key = @nodeKey, node_key_id = @nodeKeyId, metrics_url = @metricsUrl, ssh = @ssh, grp = @group,
+       bootstrapped = @bootstrapped WHERE host = @host`,
+    ),
     allServers: db.prepare("SELECT * FROM servers ORDER BY host"),
     setBootstrapped: db.prepare("UPDATE servers SET bootstrapped = ? WHERE host = ?"),
     lastId: db.prepare("SELECT last_id FROM issued WHERE host = ?").pluck(),
@@ -166,14 +177,17 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
        WHERE excluded.id > expected.id`,
     ),
     expected: db.prepare("SELECT host, id, plan_hash, set_at FROM expected WHERE @host IS NULL OR host = @host ORDER BY host"),
-    startPush: db.prepare(
-      "INSERT INTO pushes (started_at, store, dry_run, force, operator) VALUES (?, ?, ?, ?, ?)",
-    ),
+    startPush: db.prepare("INSERT INTO pushes (started_at, store, dry_run, force, operator) VALUES (?, ?, ?, ?, ?)"),
     recordResult: db.prepare(
       `INSERT INTO results (push_id, host, id, plan_hash, outcome, reason, message, at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     finishPush: db.prepare("UPDATE pushes SET finished_at = ?, summary = ? WHERE push_id = ?"),
+    upsertPutBase: db.prepare(
+      `INSERT INTO put_revisions (host, epoch, revision) VALUES (?, ?, ?)
+       ON CONFLICT (host) DO UPDATE SET epoch = excluded.epoch, revision = excluded.revision`,
+    ),
+    putBases: db.prepare("SELECT host, epoch, revision FROM put_revisions"),
     history: db.prepare(
       `SELECT r.push_id, r.at, r.host, r.id, r.plan_hash, r.outcome, r.reason, r.message, p.operator, p.store, p.dry_run
        FROM results r JOIN pushes p USING (push_id)
@@ -229,6 +243,7 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
     for (const d of batch.delivered) {
       checkHash(d.planHash);
       q.upsertExpected.run(d.host, d.id, d.planHash, d.at);
+      if (d.put) q.upsertPutBase.run(d.host, d.put.epoch, d.put.revision);
     }
     for (const r of batch.results) insertResult(pushId, r);
   });
@@ -236,6 +251,7 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
   return {
     addServers: (rows) => addServers.immediate(rows),
     removeServer: (host) => q.removeServer.run(host).changes > 0,
+    updateServer: (row) => q.updateServer.run({ ...row, bootstrapped: row.bootstrapped ? 1 : 0 }).changes > 0,
     servers: (filter = {}) => {
       const rows = (q.allServers.all() as ServerRecord[]).map(toServer);
       if (filter.hosts !== undefined) {
@@ -273,7 +289,15 @@ export const openCoordinatorDb = (path: string): CoordinatorDb => {
       }
     },
     recordBatch: (pushId, batch) => recordBatch.immediate(pushId, batch),
-    history: (opts = {}) => (q.history.all({ host: opts.host ?? null, limit: opts.limit ?? -1 }) as Record<string, unknown>[]).map(toHistory),
+    putBases: () =>
+      new Map(
+        (q.putBases.all() as { host: string; epoch: string; revision: number }[]).map((r) => [
+          r.host,
+          { epoch: r.epoch, revision: r.revision },
+        ]),
+      ),
+    history: (opts = {}) =>
+      (q.history.all({ host: opts.host ?? null, limit: opts.limit ?? -1 }) as Record<string, unknown>[]).map(toHistory),
     sqlite: db,
     close: () => db.close(),
   };

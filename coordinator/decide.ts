@@ -7,7 +7,8 @@ export type Decision = { action: "push"; reason: "new" | "changed" | "not_conver
 
 /**
  * Skip a target only when it already converged on exactly this plan hash; anything else —
- * never pushed, different plan, not converged, --force — gets a new id.
+ * never pushed, different plan, not converged, --force — gets a new id. A host whose files
+ * drifted, or that rebooted, is not converged (verdict.ts), so the same plan re-asserts it.
  */
 export const decideTarget = (planHash: string, expected: Expected | undefined, converged: boolean, force: boolean): Decision => {
   if (force) return { action: "push", reason: "forced" };
@@ -30,7 +31,9 @@ export const keepNewer = (current: Uint8Array, target: { host: string; id: numbe
     verifySignatures(parts, trust);
     // Our envelope for another host, copied here, is no reason to keep anything: the agent refuses it.
     if (parts.header.target !== host) return null;
-    return parts.header.id >= id ? `the store already holds id ${parts.header.id} (not older than ${id}), signed by our admin key: another coordinator pushed since` : null;
+    return parts.header.id >= id
+      ? `the store already holds id ${parts.header.id} (not older than ${id}), signed by our admin key: another coordinator pushed since`
+      : null;
   } catch {
     return null;
   }

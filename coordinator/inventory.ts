@@ -1,10 +1,14 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { dirname, extname, isAbsolute, resolve } from "node:path";
+import { jsonErrorAt } from "../shared/cli.ts";
 import { FleetplanError } from "../shared/errors.ts";
 import { isNodePublicText, loadNodePublicKey } from "../shared/key-files.ts";
 import { formatNodePublicKey } from "../shared/keys.ts";
+import { isReservedHost } from "../shared/trust-layout.ts";
 import { isValidHostname } from "../shared/wire.ts";
 import type { ServerRow } from "./db.ts";
+import { parseTags } from "./rollout/targets.ts";
+import type { Tags } from "./rollout/targets.ts";
 
 // Inventory input (`server add` flags, `server import FILE`) is checked completely before
 // anything is written: every problem is collected and reported in one error, by line or index.
@@ -18,6 +22,15 @@ export interface ServerInput {
   ssh?: unknown;
   group?: unknown;
   bootstrapped?: unknown;
+  /** JSON only, as `server list --json` prints it: checked against node_key. */
+  node_key_id?: unknown;
+  /** JSON only: an object of tag key → value. */
+  tags?: unknown;
+}
+
+/** One server of an import file, with the tags it sets. */
+export interface ImportedServer extends ServerRow {
+  tags: Tags;
 }
 
 export interface InventoryOptions {
@@ -28,6 +41,9 @@ export interface InventoryOptions {
   /** Hosts already in the inventory: importing one again is a problem like any other. */
   existing?: ReadonlySet<string>;
 }
+
+/** `server list --json` prints these two beside FIELDS: a JSON import takes them back. */
+const JSON_FIELDS = ["node_key_id", "tags"] as const;
 
 const FIELDS = ["host", "node_key", "metrics", "ssh", "group", "bootstrapped"] as const;
 const GROUP = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -41,8 +57,11 @@ const fail = (message: string): never => {
   throw new FleetplanError("invalid_argument", message);
 };
 
-/** http(s) URL of an agent's /metrics; `host:port` or a bare origin gets `http://` and `/metrics`. */
+/** http(s) URL of an agent's /metrics; `host:port` or a bare origin gets `http://` and `/metrics`; a bare word is refused. */
 export const normalizeMetricsUrl: Check<string> = (raw) => {
+  if (!raw.includes("://") && !/:\d+$/.test(raw)) {
+    fail(`${JSON.stringify(raw)} is not an http(s) URL; give http://HOST:PORT/metrics (or HOST:PORT)`);
+  }
   let url: URL;
   try {
     url = new URL(raw.includes("://") ? raw : `http://${raw}`);
@@ -71,10 +90,12 @@ const checkSsh: Check<string> = (raw) => {
 const checkGroup: Check<string> = (raw) => (GROUP.test(raw) ? raw : fail(`${JSON.stringify(raw)} must match [A-Za-z0-9_.-]{1,64}`));
 
 /** Either public line form is kept as given: the old X25519-only form has no identity key (see noIdentityWarning). */
-const checkNodeKey = (baseDir: string): Check<{ nodeKey: string; nodeKeyId: string }> => (raw) => {
-  const ref = loadNodePublicKey(isNodePublicText(raw) || isAbsolute(raw) ? raw : resolve(baseDir, raw));
-  return { nodeKey: formatNodePublicKey(ref), nodeKeyId: ref.keyId };
-};
+const checkNodeKey =
+  (baseDir: string): Check<{ nodeKey: string; nodeKeyId: string }> =>
+  (raw) => {
+    const ref = loadNodePublicKey(isNodePublicText(raw) || isAbsolute(raw) ? raw : resolve(baseDir, raw));
+    return { nodeKey: formatNodePublicKey(ref), nodeKeyId: ref.keyId };
+  };
 
 const checkBootstrapped = (value: unknown): boolean => {
   if (value === undefined || value === null || value === "") return true;
@@ -85,8 +106,25 @@ const checkBootstrapped = (value: unknown): boolean => {
   return fail(`${JSON.stringify(value)} is not true/false`);
 };
 
+/** JSON `tags` ({"rack": "b2"}): the same rules as `--tag k=v`. */
+const checkTags = (value: unknown): Tags => {
+  if (value === undefined || value === null) return {};
+  const isObject = typeof value === "object" && !Array.isArray(value);
+  if (!isObject || Object.values(value).some((v) => typeof v !== "string")) return fail("must be an object of strings");
+  return parseTags(
+    "tags",
+    Object.entries(value as Tags).map(([k, v]) => `${k}=${v}`),
+  );
+};
+
 /** Check one input; problems are appended to `problems`, prefixed with `where`. */
-const checkServer = (input: ServerInput, where: string, problems: string[], opts: InventoryOptions): ServerRow | null => {
+const checkServer = (
+  input: ServerInput,
+  where: string,
+  problems: string[],
+  opts: InventoryOptions,
+  allowed: readonly string[] = FIELDS,
+): ImportedServer | null => {
   const start = problems.length;
   const field = <T>(name: (typeof FIELDS)[number], required: boolean, check: Check<T>): T | null => {
     const value = input[name];
@@ -105,7 +143,13 @@ const checkServer = (input: ServerInput, where: string, problems: string[], opts
       return null;
     }
   };
-  const host = field("host", true, (h) => (isValidHostname(h) ? h : fail(`${JSON.stringify(h)} is not a valid hostname`)));
+  const host = field("host", true, (h) =>
+    !isValidHostname(h)
+      ? fail(`${JSON.stringify(h)} is not a valid hostname`)
+      : isReservedHost(h)
+        ? fail(`${JSON.stringify(h)}: names starting with _trust. or _fresh. are reserved (trust and freshness records)`)
+        : h,
+  );
   const key = field("node_key", true, checkNodeKey(opts.baseDir ?? process.cwd()));
   const metricsUrl = field("metrics", false, normalizeMetricsUrl);
   const ssh = field("ssh", false, checkSsh);
@@ -121,10 +165,52 @@ const checkServer = (input: ServerInput, where: string, problems: string[], opts
     problems.push(`${where}: ssh is required when bootstrapped is false (plans go over SSH until the agent runs)`);
   }
   if (host !== null && opts.existing?.has(host)) problems.push(`${where}: host ${host} is already in the inventory`);
-  const unknown = Object.keys(input).filter((k) => !(FIELDS as readonly string[]).includes(k));
-  if (unknown.length > 0) problems.push(`${where}: unknown field(s) ${unknown.join(", ")}; expected ${FIELDS.join(", ")}`);
+  const keyId = input.node_key_id;
+  if (key !== null && keyId !== undefined && keyId !== null && keyId !== key.nodeKeyId) {
+    const fix = "fix or drop node_key_id";
+    problems.push(`${where}: node_key_id ${JSON.stringify(keyId)} does not match node_key (whose id is ${key.nodeKeyId}); ${fix}`);
+  }
+  let tags: Tags = {};
+  try {
+    tags = checkTags(input.tags);
+  } catch (error) {
+    problems.push(`${where}: tags: ${(error as Error).message}`);
+  }
+  const unknown = Object.keys(input).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) problems.push(`${where}: unknown field(s) ${unknown.join(", ")}; expected ${allowed.join(", ")}`);
   if (problems.length > start || host === null || key === null) return null;
-  return { host, ...key, metricsUrl, ssh, group, bootstrapped, addedAt: opts.now ?? Date.now() };
+  return { host, ...key, metricsUrl, ssh, group, bootstrapped, addedAt: opts.now ?? Date.now(), tags };
+};
+
+/**
+ * One node key on several hosts: each would decrypt the others' plans and could sign their
+ * status. Every host of `rows` whose key another host (in `rows` or `inventory`) has; empty when none.
+ */
+export const sharedKeyProblems = (rows: readonly ServerRow[], inventory: readonly ServerRow[]): string[] => {
+  const holders = new Map<string, string[]>();
+  const changed = new Set(rows.map((r) => r.host));
+  for (const r of [...inventory.filter((s) => !changed.has(s.host)), ...rows]) {
+    holders.set(r.nodeKeyId, [...(holders.get(r.nodeKeyId) ?? []), r.host]);
+  }
+  return rows.flatMap((r) => {
+    const others = holders.get(r.nodeKeyId)!.filter((h) => h !== r.host);
+    return others.length === 0 ? [] : [`${r.host}: node key ${r.nodeKeyId} is also the key of ${others.join(", ")}`];
+  });
+};
+
+/** Refuse shared node keys unless the operator said --allow-shared-key. */
+export const refuseSharedKeys = (rows: readonly ServerRow[], inventory: readonly ServerRow[], allow: boolean): void => {
+  const problems = allow ? [] : sharedKeyProblems(rows, inventory);
+  if (problems.length === 0) return;
+  const listed = problems
+    .slice(0, MAX_LISTED)
+    .map((p) => `  ${p}`)
+    .join("\n");
+  throw new FleetplanError(
+    "invalid_argument",
+    `one node key on several hosts (each could read the others' plans), nothing written:\n${listed}\n` +
+      "give each host its own key (fleetplan-agent keygen), or pass --allow-shared-key if this is deliberate",
+  );
 };
 
 const throwProblems = (what: string, problems: string[]): void => {
@@ -139,7 +225,8 @@ export const validateServerInput = (input: ServerInput, opts: InventoryOptions =
   const problems: string[] = [];
   const row = checkServer(input, "server", problems, opts);
   throwProblems("invalid server", problems);
-  return row!;
+  const { tags: _tags, ...server } = row!;
+  return server;
 };
 
 /** Split one CSV line (RFC 4180 quoting, no embedded newlines). */
@@ -159,12 +246,16 @@ type Entry = { where: string; input: ServerInput } | { where: string; problem: s
 
 /** CSV rows as entries with their line numbers; header problems go to `problems`. */
 const csvInputs = (text: string, source: string, problems: string[]): Entry[] => {
-  const lines = text.split(/\r?\n/).map((line, i) => ({ line, n: i + 1 })).filter(({ line }) => line.trim() !== "");
+  const lines = text
+    .split(/\r?\n/)
+    .map((line, i) => ({ line, n: i + 1 }))
+    .filter(({ line }) => line.trim() !== "");
   const [head, ...rows] = lines;
   if (head === undefined) return [];
   const columns = splitCsvLine(head.line).map((c) => c.toLowerCase());
   const bad = columns.filter((c, i) => !(FIELDS as readonly string[]).includes(c) || columns.indexOf(c) !== i);
-  if (bad.length > 0) problems.push(`${source}:${head.n}: header has unknown or repeated column(s) ${bad.join(", ")}; expected ${FIELDS.join(",")}`);
+  if (bad.length > 0)
+    problems.push(`${source}:${head.n}: header has unknown or repeated column(s) ${bad.join(", ")}; expected ${FIELDS.join(",")}`);
   if (!columns.includes("host") || !columns.includes("node_key")) problems.push(`${source}:${head.n}: header must name host and node_key`);
   if (problems.length > 0) return [];
   return rows.map(({ line, n }): Entry => {
@@ -184,7 +275,7 @@ const jsonInputs = (text: string, source: string, problems: string[]): Entry[] =
   try {
     doc = JSON.parse(text);
   } catch (error) {
-    problems.push(`${source}: not valid JSON (${(error as Error).message})`);
+    problems.push(`${source}: not valid JSON: ${jsonErrorAt(text, (error as Error).message)}`);
     return [];
   }
   if (!Array.isArray(doc)) {
@@ -198,22 +289,24 @@ const jsonInputs = (text: string, source: string, problems: string[]): Entry[] =
   });
 };
 
-/** Parse `server import FILE` (JSON array, or CSV with a header); all-or-nothing. */
-export const parseServerImport = (text: string, filename: string, opts: InventoryOptions = {}): ServerRow[] => {
+/** Parse `server import FILE` (JSON array as `server list --json` prints, or CSV with a header); all-or-nothing. */
+export const parseServerImport = (text: string, filename: string, opts: InventoryOptions = {}): ImportedServer[] => {
   const problems: string[] = [];
-  const isJson = extname(filename).toLowerCase() === ".json" || (extname(filename).toLowerCase() !== ".csv" && text.trimStart().startsWith("["));
+  const isJson =
+    extname(filename).toLowerCase() === ".json" || (extname(filename).toLowerCase() !== ".csv" && text.trimStart().startsWith("["));
   const inputs = isJson ? jsonInputs(text, filename, problems) : csvInputs(text, filename, problems);
   if (inputs.length === 0 && problems.length === 0) problems.push(`${filename}: no servers`);
   const firstSeen = new Map<string, string>();
-  const rows: ServerRow[] = [];
+  const rows: ImportedServer[] = [];
   const options = { baseDir: dirname(resolve(filename)), ...opts };
+  const allowed = isJson ? [...FIELDS, ...JSON_FIELDS] : FIELDS;
   for (const entry of inputs) {
     const { where } = entry;
     if ("problem" in entry) {
       problems.push(`${where}: ${entry.problem}`);
       continue;
     }
-    const row = checkServer(entry.input, where, problems, options);
+    const row = checkServer(entry.input, where, problems, options, allowed);
     if (row === null) continue;
     const earlier = firstSeen.get(row.host);
     if (earlier !== undefined) problems.push(`${where}: host ${row.host} already appears at ${earlier}`);

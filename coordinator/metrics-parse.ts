@@ -27,6 +27,8 @@ export interface Reported {
   /** unix seconds, the boot during which the applied plan ran */
   appliedBootTime: number | null;
   running: boolean;
+  /** Files of the applied plan the agent found changed at its last check (fleetplan_agent_drifted_files); null from older agents. */
+  driftedFiles: number | null;
   /** The agent's own hostname and node key id (fleetplan_agent_info); null when it names none, or several. */
   host: string | null;
   nodeKeyId: string | null;
@@ -121,8 +123,11 @@ const safeId = (v: number | undefined): number | null => {
 const identityOf = (samples: readonly Sample[]): { host: string | null; nodeKeyId: string | null } => {
   const infos = samples.filter((s) => s.name === `${AGENT_METRIC_PREFIX}info` && s.value >= 1);
   const top = Math.max(...infos.map((s) => s.value));
-  const [first, ...rest] = infos.filter((s) => s.value === top).map((s) => ({ host: s.labels.host || null, nodeKeyId: s.labels.node_key_id || null }));
-  if (first === undefined || rest.some((o) => o.host !== first.host || o.nodeKeyId !== first.nodeKeyId)) return { host: null, nodeKeyId: null };
+  const [first, ...rest] = infos
+    .filter((s) => s.value === top)
+    .map((s) => ({ host: s.labels.host || null, nodeKeyId: s.labels.node_key_id || null }));
+  if (first === undefined || rest.some((o) => o.host !== first.host || o.nodeKeyId !== first.nodeKeyId))
+    return { host: null, nodeKeyId: null };
   return first;
 };
 
@@ -139,6 +144,7 @@ export const reportedFromSamples = (samples: readonly Sample[], scrapedAt: numbe
     .sort((a, b) => Number(b.id === appliedId) - Number(a.id === appliedId) || b.id - a.id);
   const lastRunTimestamp = positive(get("last_run_timestamp_seconds"));
   const success = get("last_run_success");
+  const drifted = get("drifted_files");
   return {
     appliedId,
     acceptedId: safeId(get("accepted_provisioning_id")),
@@ -149,6 +155,7 @@ export const reportedFromSamples = (samples: readonly Sample[], scrapedAt: numbe
     bootTime: positive(get("boot_time_seconds")),
     appliedBootTime: positive(get("applied_boot_time_seconds")),
     running: get("running") === 1,
+    driftedFiles: drifted === undefined || !Number.isFinite(drifted) || drifted < 0 ? null : drifted,
     ...identityOf(samples),
     scrapedAt,
   };

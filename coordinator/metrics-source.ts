@@ -100,10 +100,13 @@ const SERIES = [
   "last_run_success",
   "last_run_timestamp_seconds",
   "running",
+  "drifted_files",
 ] as const;
 const TAG = "fleetplan_series";
 const SAMPLE_TIME = "sample_timestamp";
 const INFO = "info";
+/** Prometheus' own `up == 0` for a target: the agent is not answering now, whatever its last samples said. */
+const DOWN = "down";
 
 const tag = (expr: string, value: string) => `label_replace(${expr}, "${TAG}", "${value}", "", "")`;
 
@@ -115,6 +118,7 @@ export const fleetQuery = (lookbackMs: number, stepMs: number): string => {
   const terms = SERIES.map((s) => tag(`last_over_time(${AGENT_METRIC_PREFIX}${s}[${window}])`, s));
   terms.push(tag(`timestamp(${AGENT_METRIC_PREFIX}${INFO}) or last_over_time(${AGENT_METRIC_PREFIX}${INFO}[${window}])`, INFO));
   terms.push(tag(`${clock} or max_over_time(${clock}[${window}:${step}])`, SAMPLE_TIME));
+  terms.push(tag("up == 0", DOWN));
   return terms.join(" or ");
 };
 
@@ -143,7 +147,10 @@ const hostMatcher = (targets: readonly MetricsTarget[]) => {
   };
 };
 
-const OWN_LABELS: Record<string, readonly string[]> = { plan_info: ["plan_hash", "provisioning_id"], [INFO]: ["version", "store", "host", "node_key_id"] };
+const OWN_LABELS: Record<string, readonly string[]> = {
+  plan_info: ["plan_hash", "provisioning_id"],
+  [INFO]: ["version", "store", "host", "node_key_id"],
+};
 
 /**
  * A series' own labels, apart from its target's. Where a target label has the same name (e.g.
@@ -166,23 +173,28 @@ const splitLabels = (series: string, metric: Record<string, string>) => {
 
 /** Group the vector by scrape target: its labels minus the tag and each series' own labels. */
 const groupByTarget = (items: readonly PromVectorItem[]) => {
-  const groups = new Map<string, { labels: Record<string, string>; samples: Sample[]; at: number | null }>();
+  const groups = new Map<string, { labels: Record<string, string>; samples: Sample[]; at: number | null; down: boolean }>();
   for (const { metric, value } of items) {
     const series = metric[TAG];
     if (series === undefined) continue;
     const { target, own } = splitLabels(series, metric);
     const key = JSON.stringify(Object.entries(target).sort(([a], [b]) => a.localeCompare(b)));
-    const group = groups.get(key) ?? { labels: target, samples: [], at: null };
+    const group = groups.get(key) ?? { labels: target, samples: [], at: null, down: false };
     groups.set(key, group);
     const v = Number(value[1]);
     if (series === SAMPLE_TIME) group.at = Math.round(v * 1000);
+    else if (series === DOWN) group.down = true;
     else group.samples.push({ name: AGENT_METRIC_PREFIX + series, labels: own, value: v });
   }
   return [...groups.values()];
 };
 
 /** Ask Prometheus once for every agent's last reported state and its real sample time. */
-export const queryPrometheus = async (baseUrl: string, targets: readonly MetricsTarget[], opts: PrometheusOptions = {}): Promise<SourceResult> => {
+export const queryPrometheus = async (
+  baseUrl: string,
+  targets: readonly MetricsTarget[],
+  opts: PrometheusOptions = {},
+): Promise<SourceResult> => {
   const { timeoutMs = 10_000, lookbackMs = 3_600_000, now = Date.now } = opts;
   const stepMs = opts.stepMs ?? Math.max(1000, lookbackMs / 60);
   const url = new URL("api/v1/query", baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
@@ -191,10 +203,15 @@ export const queryPrometheus = async (baseUrl: string, targets: readonly Metrics
   try {
     doc = JSON.parse(await requestText(url.toString(), { timeoutMs, maxBytes: MAX_PROMETHEUS_BYTES, form, accept: "application/json" }));
   } catch (error) {
-    throw new FleetplanError("metrics_unavailable", `Prometheus query at ${url.origin} failed: ${describeFailure(error)}`, { cause: error });
+    throw new FleetplanError("metrics_unavailable", `Prometheus query at ${url.origin} failed: ${describeFailure(error)}`, {
+      cause: error,
+    });
   }
   if (doc.status !== "success" || doc.data?.resultType !== "vector" || !Array.isArray(doc.data.result)) {
-    throw new FleetplanError("metrics_unavailable", `Prometheus at ${url.origin} answered ${doc.status ?? "?"}: ${doc.error ?? "unexpected result"}`);
+    throw new FleetplanError(
+      "metrics_unavailable",
+      `Prometheus at ${url.origin} answered ${doc.status ?? "?"}: ${doc.error ?? "unexpected result"}`,
+    );
   }
   const hostOf = hostMatcher(targets);
   const result: SourceResult = { reported: new Map(), errors: new Map() };
@@ -202,16 +219,26 @@ export const queryPrometheus = async (baseUrl: string, targets: readonly Metrics
   // sample time: its samples are newer than the last instant but one, so date them there
   // (conservatively old, so such data reads stale-data rather than vanishing).
   const floorAt = Math.floor(now() / stepMs) * stepMs - stepMs;
+  // A target Prometheus scrapes and finds down has no data, as a direct scrape of it would (same verdict either way).
+  const down = new Map<string, string>();
   for (const group of groupByTarget(doc.data.result)) {
     const host = hostOf(group.labels);
     if (host === null || group.samples.length === 0) continue;
     group.at ??= floorAt;
+    if (group.down) {
+      const last = new Date(group.at).toISOString();
+      down.set(host, `Prometheus finds ${group.labels.instance ?? "its target"} down (up == 0; last sample ${last})`);
+      continue;
+    }
     // The same agent scraped by two jobs: the fresher data wins.
     if ((result.reported.get(host)?.scrapedAt ?? -Infinity) >= group.at) continue;
     result.reported.set(host, reportedFromSamples(group.samples, group.at));
   }
   for (const { host } of targets) {
-    if (!result.reported.has(host)) result.errors.set(host, `no fleetplan_agent series in Prometheus within the last ${Math.round(lookbackMs / 1000)} s`);
+    if (!result.reported.has(host)) {
+      const none = `no fleetplan_agent series in Prometheus within the last ${Math.round(lookbackMs / 1000)} s`;
+      result.errors.set(host, down.get(host) ?? none);
+    }
   }
   return result;
 };

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { basename, extname, join } from "node:path";
+import { compareHosts, jsonErrorAt } from "../shared/cli.ts";
 import { FleetplanError } from "../shared/errors.ts";
 import { readFileChecked } from "../shared/files.ts";
 import { normalizePlan, planBytes, planFromScript, planProblems } from "../shared/plan.ts";
@@ -21,14 +22,22 @@ const planKind = (path: string): "json" | "script" => {
 };
 
 // What a private key file holds: a plan carrying one would hand the key to the target's root.
-const PRIVATE_KEY_MARKERS = ["fleetplan-admin-ed25519-private", "fleetplan-node-x25519-private", "PRIVATE KEY-----", "-----BEGIN NATS USER NKEY SEED"];
+const PRIVATE_KEY_MARKERS = [
+  "fleetplan-admin-ed25519-private",
+  "fleetplan-node-x25519-private",
+  "PRIVATE KEY-----",
+  "-----BEGIN NATS USER NKEY SEED",
+];
 
 /** Refuse a plan whose text or file contents carry private key material (a mistake, or a planted link). */
 const refuseKeyMaterial = (path: string, text: string, plan: Plan): void => {
   const decoded = plan.files.map((f) => Buffer.from(f.content, "base64").toString("latin1"));
   const marker = PRIVATE_KEY_MARKERS.find((m) => text.includes(m) || decoded.some((d) => d.includes(m)));
   if (marker !== undefined) {
-    throw new FleetplanError("invalid_argument", `${path}: the plan contains private key material (${JSON.stringify(marker)}); private keys never go into plans`);
+    throw new FleetplanError(
+      "invalid_argument",
+      `${path}: the plan contains private key material (${JSON.stringify(marker)}); private keys never go into plans`,
+    );
   }
 };
 
@@ -47,8 +56,10 @@ export const loadPlanFile = (path: string): LoadedPlan => {
     try {
       value = JSON.parse(text);
     } catch (error) {
-      throw new FleetplanError("invalid_argument", `${path}: not valid JSON (${(error as Error).message})`);
+      throw new FleetplanError("invalid_argument", `${path}: not valid JSON: ${jsonErrorAt(text, (error as Error).message)}`);
     }
+    // "files" may be left out of a plan document: it is sent as [] (agents require the field).
+    if (typeof value === "object" && value !== null && !Array.isArray(value) && !("files" in value)) value = { ...value, files: [] };
     const problems = planProblems(value);
     if (problems.length > 0) throw new FleetplanError("invalid_argument", `${path}: invalid plan:\n  - ${problems.join("\n  - ")}`);
     plan = normalizePlan(value as Plan);
@@ -59,9 +70,29 @@ export const loadPlanFile = (path: string): LoadedPlan => {
   // The salt (64 hex digits and its field) adds under 100 bytes.
   const size = planBytes(plan).length + 100;
   if (size > DEFAULT_LIMITS.maxPlanBytes) {
-    throw new FleetplanError("too_large", `${path}: the plan is ${size} bytes as sent, over the agents' limit of ${DEFAULT_LIMITS.maxPlanBytes}`);
+    throw new FleetplanError(
+      "too_large",
+      `${path}: the plan is ${size} bytes as sent, over the agents' limit of ${DEFAULT_LIMITS.maxPlanBytes}`,
+    );
   }
   return { source: path, plan: normalizePlan(plan) };
+};
+
+/** The host a `--plans` file is for (`web-1.json`, `web-1.SH`), or null for another kind of file. */
+const planFileHost = (file: string): string | null => {
+  const ext = [".json", ".sh"].find((e) => file.toLowerCase().endsWith(e));
+  return ext === undefined ? null : file.slice(0, -ext.length);
+};
+
+/** Plan file names in `dir` (HOST.json, HOST.sh) whose host is not in the inventory: a typo, or a removed server. */
+export const strayPlanFiles = (dir: string, inventory: readonly string[]): string[] => {
+  const known = new Set(inventory);
+  return readdirSync(dir)
+    .filter((f) => {
+      const host = planFileHost(f);
+      return host !== null && !known.has(host);
+    })
+    .sort(compareHosts);
 };
 
 /** `--plans DIR`: HOST.json or HOST.sh (extension in any case) per server; a host with more than one is ambiguous. */
@@ -70,8 +101,7 @@ export const loadPlanDir = (dir: string, hosts: string[]): Map<string, LoadedPla
   // The listing indexed once by the host each plan file names: O(files + hosts), not O(files × hosts).
   const byHost = new Map<string, string[]>();
   for (const f of readdirSync(dir)) {
-    const ext = [".json", ".sh"].find((e) => f.toLowerCase().endsWith(e));
-    const host = ext === undefined ? null : f.slice(0, -ext.length);
+    const host = planFileHost(f);
     if (host !== null) byHost.set(host, [...(byHost.get(host) ?? []), f]);
   }
   const plans = new Map<string, LoadedPlan>();

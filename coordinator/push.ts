@@ -1,7 +1,7 @@
 import { FleetplanError, reasonOf } from "../shared/errors.ts";
 import { mapLimit } from "../shared/pool.ts";
 import type { Logger } from "../shared/log.ts";
-import type { AdminKeyPair, PlanStore } from "../shared/types.ts";
+import type { AdminKeyPair, PlanStore, PutResult } from "../shared/types.ts";
 import type { CoordinatorDb, Delivered, ResultInput, ServerRow } from "./db.ts";
 import { decideTarget, keepNewer } from "./decide.ts";
 import { planBinder } from "./plan-binder.ts";
@@ -11,6 +11,7 @@ import type { SealOutcome } from "./seal-batch.ts";
 import { createSealPool, inlineSealer } from "./seal-pool.ts";
 import type { Sealer } from "./seal-pool.ts";
 import { createStatusVerifier } from "./status-evidence.ts";
+import { createMetricsProbe } from "./agent-probe.ts";
 import { waitForOutcomes } from "./wait.ts";
 
 export interface PushRequest {
@@ -28,6 +29,8 @@ export interface PushRequest {
   /** Called as the wait begins; aborting its signal (SIGINT) stops the wait: targets still in flight end as `wait_interrupted`. */
   waitInterrupt?: () => AbortSignal;
   tuning?: Partial<PushTuning>;
+  /** Approval of a staged change (cli/approve.ts): per host, the id and co-signed envelope to deliver as they are. */
+  sealed?: Map<string, { id: number; planHash: string; envelope: Uint8Array }>;
 }
 
 /** How a push batches its work; tests shrink it to cross batch edges. */
@@ -63,7 +66,9 @@ export interface TargetResult {
 
 export type PushEvent =
   | ({ event: "plan" } & Pick<TargetResult, "host" | "action" | "decision" | "id" | "plan_hash" | "via">)
-  | ({ event: "put" | "put_failed" | "delivered" } & Pick<TargetResult, "host" | "id" | "outcome" | "reason" | "message"> & { revision?: number })
+  | ({ event: "put" | "put_failed" | "delivered" } & Pick<TargetResult, "host" | "id" | "outcome" | "reason" | "message"> & {
+        revision?: number;
+      })
   | { event: "status"; host: string; state: string; id: number | null; step_index: number | null; steps: number | null }
   /** A status record about a pushed host that is not evidence (status-evidence.ts): reported, never believed. */
   | { event: "status_refused"; host: string; claimed_host: string | null; reason: string }
@@ -84,6 +89,8 @@ export interface PushDeps {
   operator: string;
   /** Told when the status watch of --wait drops and is followed again. */
   logger?: Logger;
+  /** `push --stage` (two-person rule): each sealed envelope goes here instead of to its host; the outcome is `staged`. */
+  stage?: (result: TargetResult, envelope: Uint8Array) => void;
 }
 
 export interface PushSummary {
@@ -99,12 +106,20 @@ export interface PushSummary {
 /** SSH outcomes for which the agent accepted the envelope (its id is now the one to converge on); a rejection moved nothing on the host. */
 const ACCEPTED_OVER_SSH = new Set(["succeeded", "failed", "interrupted"]);
 
-const countBy = (results: TargetResult[]) => results.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.outcome]: (acc[r.outcome] ?? 0) + 1 }), {});
+const countBy = (results: TargetResult[]): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const r of results) counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
+  return counts;
+};
 
 /** The outcome of a pushed target --wait saw no final state for. */
 const unfinished = (interrupted: boolean, id: number) =>
   interrupted
-    ? { outcome: "wait_interrupted", reason: "wait_interrupted", message: `interrupted before the agent reported a final state for id ${id}` }
+    ? {
+        outcome: "wait_interrupted",
+        reason: "wait_interrupted",
+        message: `interrupted before the agent reported a final state for id ${id}`,
+      }
     : { outcome: "timeout", reason: "timeout", message: `the agent reported no final state for id ${id} within --timeout` };
 
 /**
@@ -128,16 +143,27 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   const { db } = deps;
   const expected = db.expected();
   const converged = req.force ? new Set<string>() : await deps.converged(req.targets);
-  const pushId = req.dryRun ? null : db.startPush({ store: deps.storeName, dryRun: false, force: req.force, operator: deps.operator, at: deps.now().getTime() });
+  const pushId = req.dryRun
+    ? null
+    : db.startPush({ store: deps.storeName, dryRun: false, force: req.force, operator: deps.operator, at: deps.now().getTime() });
   const rowOf = (r: TargetResult): ResultInput => ({
-    host: r.host, id: r.id, planHash: r.plan_hash, outcome: r.outcome, reason: r.reason, message: r.message, at: deps.now().getTime(),
+    host: r.host,
+    id: r.id,
+    planHash: r.plan_hash,
+    outcome: r.outcome,
+    reason: r.reason,
+    message: r.message,
+    at: deps.now().getTime(),
   });
   // One transaction per batch: the expected states its deliveries moved and a row per target.
   const record = (rs: TargetResult[], delivered: Delivered[] = []) => {
     if (pushId !== null && rs.length > 0) db.recordBatch(pushId, { delivered, results: rs.map(rowOf) });
   };
-  const emitPlan = (r: TargetResult) => deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
+  const emitPlan = (r: TargetResult) =>
+    deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
   const putAt = new Map<string, number>();
+  // Where our last put left each host's key: the next put is a compare-and-set on it, with no read first.
+  const bases = req.dryRun ? new Map<string, Required<PutResult>>() : db.putBases();
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
@@ -149,7 +175,16 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   const results = req.targets.map((server): TargetResult => {
     const via = req.viaSsh || !server.bootstrapped ? "ssh" : "store";
     return {
-      host: server.host, action: "push", decision: "", id: null, plan_hash: "", bytes: null, via, outcome: "pending", reason: null, message: null,
+      host: server.host,
+      action: "push",
+      decision: "",
+      id: null,
+      plan_hash: "",
+      bytes: null,
+      via,
+      outcome: "pending",
+      reason: null,
+      message: null,
     };
   });
   /** Bind target i's plan and decide: true when it is to be sent; a skipped target is announced here. */
@@ -173,8 +208,20 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
     deps.emit({ event: "put_failed", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
   };
 
+  // A staged change being approved: its ids were reserved and its envelopes sealed when it was staged.
+  const presealed = (batch: number[]): { send: number[]; sealed: SealOutcome[] } => {
+    const sealed = batch.map((i) => {
+      const r = results[i]!;
+      const staged = req.sealed!.get(r.host)!;
+      Object.assign(r, { decision: "approved", id: staged.id, plan_hash: staged.planHash });
+      emitPlan(r);
+      return staged.envelope;
+    });
+    return { send: batch, sealed };
+  };
   // The batch's targets to send get their ids reserved durably (one transaction) before any of their envelopes is sealed.
   const prepare = async (batch: number[]): Promise<{ send: number[]; sealed: SealOutcome[] }> => {
+    if (req.sealed) return presealed(batch);
     const send = batch.filter(decide);
     const failAll = (error: unknown) => send.map(() => ({ reason: reasonOf(error), message: (error as Error).message }));
     if (send.length === 0) return { send, sealed: [] };
@@ -189,7 +236,12 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
       return { send, sealed: failAll(error) };
     }
     const now = deps.now().getTime();
-    const items = send.map((i) => ({ bytes: bound[i]!.bytes, id: results[i]!.id!, target: results[i]!.host, nodeKey: req.targets[i]!.nodeKey }));
+    const items = send.map((i) => ({
+      bytes: bound[i]!.bytes,
+      id: results[i]!.id!,
+      target: results[i]!.host,
+      nodeKey: req.targets[i]!.nodeKey,
+    }));
     return { send, sealed: await sealer.seal(items, { expires: now + req.expiresInMs, issued: now }).catch(failAll) };
   };
 
@@ -203,11 +255,12 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
     }
     // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
     const sentAt = deps.now().getTime();
-    const { revision } = await (await deps.store()).put(server.host, envelope, (current) => keepNewer(current, { host: server.host, id: r.id! }, trust));
+    const keep = (current: Uint8Array) => keepNewer(current, { host: server.host, id: r.id! }, trust);
+    const { revision, epoch } = await (await deps.store()).put(server.host, envelope, keep, bases.get(server.host));
     putAt.set(r.host, sentAt);
     r.outcome = "pushed";
     deps.emit({ event: "put", host: r.host, id: r.id, outcome: r.outcome, reason: null, message: null, revision });
-    return { host: r.host, id: r.id!, planHash: r.plan_hash, at: sentAt };
+    return { host: r.host, id: r.id!, planHash: r.plan_hash, at: sentAt, ...(epoch !== undefined && { put: { epoch, revision } }) };
   };
 
   // Deliver a prepared batch, `limit` at a time, then record it (skipped targets too): an interrupted push keeps the rows
@@ -220,6 +273,11 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
       if (!(envelope instanceof Uint8Array)) return failed(r, envelope.reason, envelope.message);
       r.bytes = envelope.length;
       if (req.dryRun) return void (r.outcome = "would_push");
+      if (deps.stage) {
+        deps.stage(r, envelope);
+        r.outcome = "staged";
+        return;
+      }
       try {
         const moved = await deliver(req.targets[i]!, r, envelope);
         if (moved) delivered.push(moved);
@@ -227,7 +285,10 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
         failed(r, reasonOf(error), (error as Error).message);
       }
     });
-    record(batch.map((i) => results[i]!), delivered);
+    record(
+      batch.map((i) => results[i]!),
+      delivered,
+    );
   };
 
   // Store targets: batch after batch, the next ones bound, decided and sealed (ids reserved first) while this one is put.
@@ -263,21 +324,38 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
     const verify = createStatusVerifier(db.servers());
     const { outcomes, refused: seen } = await waitForOutcomes(await deps.store(), pushed, verify, req.waitTimeoutMs, deps.emit, {
       ...(interrupt && { signal: interrupt }),
-      ...(deps.logger && { onRetry: (error: unknown, delayMs: number) => deps.logger!.warn("status_watch_retry", { error: error === null ? "watch ended" : (error as Error).message, retry_ms: delayMs }) }),
+      probe: createMetricsProbe(req.targets),
+      ...(deps.logger && {
+        onRetry: (error: unknown, delayMs: number) =>
+          deps.logger!.warn("status_watch_retry", { error: error === null ? "watch ended" : (error as Error).message, retry_ms: delayMs }),
+      }),
     });
     refused = seen;
     for (const r of inFlight) {
       const outcome = outcomes.get(r.host);
-      Object.assign(r, outcome ? { ...outcome, message: null } : unfinished(interrupt?.aborted === true, r.id!));
+      Object.assign(r, outcome ? { message: null, ...outcome } : unfinished(interrupt?.aborted === true, r.id!));
       deps.emit({ event: "final", host: r.host, id: r.id, outcome: r.outcome, reason: r.reason, message: r.message });
     }
     // The final outcomes as second rows (the delivery rows are already in history), in one transaction.
     record(inFlight);
   }
 
-  const good = new Set(req.dryRun ? ["would_push", "skipped"] : req.wait ? ["succeeded", "skipped"] : ["pushed", "succeeded", "skipped"]);
+  const good = new Set(
+    req.dryRun
+      ? ["would_push", "skipped"]
+      : deps.stage
+        ? ["staged", "skipped"]
+        : req.wait
+          ? ["succeeded", "skipped"]
+          : ["pushed", "succeeded", "skipped"],
+  );
   const summary: PushSummary = {
-    push_id: pushId, ok: results.every((r) => good.has(r.outcome)), dry_run: req.dryRun, counts: countBy(results), status_refused: refused, targets: results,
+    push_id: pushId,
+    ok: results.every((r) => good.has(r.outcome)),
+    dry_run: req.dryRun,
+    counts: countBy(results),
+    status_refused: refused,
+    targets: results,
   };
   if (pushId !== null) db.finishPush(pushId, deps.now().getTime(), { ok: summary.ok, counts: summary.counts, status_refused: refused });
   return summary;

@@ -19,9 +19,7 @@ export const RefusedReason = {
 export type RefusedReason = (typeof RefusedReason)[keyof typeof RefusedReason];
 
 /** A believed status, or the refusal; `claimedHost` (the host the record names) is for reporting only. */
-export type StatusEvidence =
-  | { ok: true; status: AgentStatus }
-  | { ok: false; reason: RefusedReason; claimedHost: string | null };
+export type StatusEvidence = { ok: true; status: AgentStatus } | { ok: false; reason: RefusedReason; claimedHost: string | null };
 
 /** The inventory's view of one host, as the verifier needs it: null identity for the old key form. */
 export interface StatusSigner {
@@ -64,5 +62,24 @@ export const noIdentityWarning = (host: string): string =>
   `and re-add it with the printed key (\`fleetplan server remove ${host}\`, then \`fleetplan server add ${host} --node-key '<line>' ...\`)`;
 
 /** Counts of refused records by reason, e.g. {bad_signature: 2}. */
-export const countRefused = (counts: Record<string, number>, reason: string): Record<string, number> =>
-  ({ ...counts, [reason]: (counts[reason] ?? 0) + 1 });
+export const countRefused = (counts: Record<string, number>, reason: string): Record<string, number> => ({
+  ...counts,
+  [reason]: (counts[reason] ?? 0) + 1,
+});
+
+/**
+ * A believed failed status as outcome detail (pure): the agent's stable reason and where it failed,
+ * e.g. {reason: "step_failed", message: "step 2/3 exit code 3"}; null for any other state.
+ */
+export const failureOf = (status: AgentStatus): { reason: string; message: string } | null => {
+  if (status.state !== "failed") return null;
+  const where =
+    status.failed_step === null || status.failed_step === undefined
+      ? "before any step"
+      : `step ${status.failed_step + 1}${status.steps !== null ? `/${status.steps}` : ""}`;
+  const exit = status.exit_code === null || status.exit_code === undefined ? "" : ` exit code ${status.exit_code}`;
+  return {
+    reason: status.failure_reason ?? status.result ?? "failed",
+    message: `${where}${exit} (fleetplan logs ${status.host} --id ${status.id})`,
+  };
+};

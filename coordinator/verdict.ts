@@ -12,6 +12,7 @@ export const Verdict = {
   Pending: "pending",
   Failed: "failed",
   Rebooted: "rebooted",
+  Drifted: "drifted",
   StaleData: "stale-data",
   Unknown: "unknown",
 } as const;
@@ -45,6 +46,15 @@ const statusFailure = (expected: ExpectedState, status: AgentStatus | null): Ver
   return null;
 };
 
+/**
+ * Files of the expected plan the agent found changed: from its metrics, or from its signed status
+ * when that names the expected plan as applied (a changed count is republished at once).
+ */
+const driftedFiles = (expected: ExpectedState, r: Reported, status: AgentStatus | null): number => {
+  const own = status !== null && status.applied_id === expected.id && status.applied_hash === expected.planHash;
+  return Math.max(r.driftedFiles ?? 0, own ? (status.drifted_files ?? 0) : 0);
+};
+
 /** Why a fresh, unconverged target is not (yet) there. */
 const notConverged = (expected: ExpectedState, r: Reported, status: AgentStatus | null): VerdictResult => {
   if (r.lastRunSuccess === 0 && r.acceptedId === expected.id && !r.running) {
@@ -52,10 +62,16 @@ const notConverged = (expected: ExpectedState, r: Reported, status: AgentStatus 
   }
   const newest = Math.max(r.appliedId ?? 0, r.acceptedId ?? 0);
   if (newest > expected.id) {
-    return { verdict: Verdict.Unknown, reason: `agent is at id ${newest}, newer than the last id issued here (${expected.id}): another coordinator database?` };
+    return {
+      verdict: Verdict.Unknown,
+      reason: `agent is at id ${newest}, newer than the last id issued here (${expected.id}): another coordinator database?`,
+    };
   }
   if (r.appliedId === expected.id && r.planHash !== expected.planHash) {
-    return { verdict: Verdict.Unknown, reason: `agent applied id ${expected.id} with hash ${short(r.planHash)}, expected ${short(expected.planHash)}` };
+    return {
+      verdict: Verdict.Unknown,
+      reason: `agent applied id ${expected.id} with hash ${short(r.planHash)}, expected ${short(expected.planHash)}`,
+    };
   }
   if (r.running || (status?.state === "running" && status.id === expected.id)) {
     const step = status?.state === "running" ? stepOf(status, ":") : "";
@@ -84,7 +100,15 @@ export const verdict = (
   if (reported.appliedId === expected.id && reported.planHash === expected.planHash && reported.lastRunSuccess === 1) {
     const { bootTime, appliedBootTime } = reported;
     if (bootTime !== null && appliedBootTime !== null && bootTime !== appliedBootTime) {
-      return { verdict: Verdict.Rebooted, reason: `applied id ${expected.id} during boot at ${appliedBootTime}, now booted at ${bootTime}` };
+      return {
+        verdict: Verdict.Rebooted,
+        reason: `applied id ${expected.id} during boot at ${appliedBootTime}, now booted at ${bootTime}`,
+      };
+    }
+    const drifted = driftedFiles(expected, reported, status);
+    if (drifted > 0) {
+      const reason = `applied id ${expected.id}, but ${drifted} file(s) it wrote changed since (push re-asserts it)`;
+      return { verdict: Verdict.Drifted, reason };
     }
     return { verdict: Verdict.Converged, reason: `applied id ${expected.id}, hash ${short(expected.planHash)}` };
   }

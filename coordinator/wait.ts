@@ -3,7 +3,7 @@ import { backoffDelay } from "../shared/retry.ts";
 import type { PlanStore, StatusRecord } from "../shared/types.ts";
 import { outcomeFromStatus } from "./decide.ts";
 import type { PushEvent } from "./push.ts";
-import { countRefused } from "./status-evidence.ts";
+import { countRefused, failureOf } from "./status-evidence.ts";
 import type { StatusEvidence } from "./status-evidence.ts";
 
 /** How soon a dropped status watch is followed again: jittered, at most this far apart. */
@@ -14,10 +14,20 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Told before each re-watch; `error` is null when the watch just ended. */
   onRetry?: (error: unknown, delayMs: number) => void;
+  /** Is the host's agent up (its metrics answer)? null: cannot tell (no metrics URL). See agent-probe.ts. */
+  probe?: (host: string) => Promise<boolean | null>;
+  /** Probe interval and how many misses in a row, with no status update between, end a host as `agent_down`. */
+  probeEveryMs?: number;
+  downAfter?: number;
 }
 
+/** Defaults: 3 misses 2 s apart, ~6 s of silence, well above an agent restart. */
+export const PROBE_EVERY_MS = 2_000;
+export const DOWN_AFTER = 3;
+
 export interface WaitResult {
-  outcomes: Map<string, { outcome: string; reason: string | null }>;
+  /** `message` says where a failed run failed (step, exit code) when the agent's status tells. */
+  outcomes: Map<string, { outcome: string; reason: string | null; message?: string }>;
   /** Records about pushed hosts that were not evidence, by reason (see status-evidence.ts), plus `stale`. */
   refused: Record<string, number>;
 }
@@ -39,7 +49,7 @@ export const waitForOutcomes = async (
   emit: (e: PushEvent) => void,
   options: WaitOptions = {},
 ): Promise<WaitResult> => {
-  const outcomes = new Map<string, { outcome: string; reason: string | null }>();
+  const outcomes: WaitResult["outcomes"] = new Map();
   const newest = new Map<string, number>();
   let refused: Record<string, number> = {};
   const refuse = (host: string, claimed: string | null, reason: string) => {
@@ -50,6 +60,7 @@ export const waitForOutcomes = async (
   const timer = setTimeout(() => done.abort(), timeoutMs);
   const stop = options.signal ? AbortSignal.any([done.signal, options.signal]) : done.signal;
   let failures = 0;
+  const misses = new Map<string, number>();
   const onRecord = (record: StatusRecord) => {
     failures = 0;
     const checked = verify(record);
@@ -65,14 +76,24 @@ export const waitForOutcomes = async (
     // A replayed older record of this very host must not move its state backwards.
     if (status.since < (newest.get(record.key) ?? -Infinity)) return refuse(record.key, status.host, "stale");
     newest.set(record.key, status.since);
+    misses.delete(record.key);
     emit({ event: "status", host: record.key, state: status.state, id: status.id, step_index: status.step_index, steps: status.steps });
     const outcome = outcomeFromStatus(target.id, target.putAt, status);
-    if (outcome) outcomes.set(record.key, outcome);
+    const failure = outcome?.outcome === "failed" ? failureOf(status) : null;
+    if (outcome) outcomes.set(record.key, failure ? { ...outcome, ...failure } : outcome);
     if (outcomes.size === pushed.size) done.abort();
   };
+  const probing = options.probe
+    ? probeAgents(options, pushed, outcomes, misses, stop, () => {
+        if (outcomes.size === pushed.size) done.abort();
+      })
+    : Promise.resolve();
   try {
     while (!stop.aborted) {
-      const error = await store.watchStatuses(onRecord, stop).then(() => null, (e: unknown) => e);
+      const error = await store.watchStatuses(onRecord, stop).then(
+        () => null,
+        (e: unknown) => e,
+      );
       if (stop.aborted) break;
       const delayMs = backoffDelay(failures++, REWATCH);
       options.onRetry?.(error, delayMs);
@@ -80,6 +101,41 @@ export const waitForOutcomes = async (
     }
   } finally {
     clearTimeout(timer);
+    done.abort();
+    await probing;
   }
   return { outcomes, refused };
+};
+
+// Every probeEveryMs, probe each host still in flight; `downAfter` misses in a row (a status update
+// resets the count) end it as agent_down: a dead agent is reported in seconds, not after --timeout.
+const probeAgents = async (
+  options: WaitOptions,
+  pushed: Map<string, unknown>,
+  outcomes: WaitResult["outcomes"],
+  misses: Map<string, number>,
+  stop: AbortSignal,
+  settled: () => void,
+): Promise<void> => {
+  const everyMs = options.probeEveryMs ?? PROBE_EVERY_MS;
+  const downAfter = options.downAfter ?? DOWN_AFTER;
+  while (!stop.aborted) {
+    await sleep(everyMs, undefined, { signal: stop }).catch(() => undefined);
+    if (stop.aborted) return;
+    const open = [...pushed.keys()].filter((h) => !outcomes.has(h));
+    const answers = await Promise.all(open.map(async (h) => [h, await options.probe!(h)] as const));
+    if (stop.aborted) return;
+    for (const [host, up] of answers) {
+      if (up !== false || outcomes.has(host)) {
+        misses.delete(host);
+        continue;
+      }
+      const n = (misses.get(host) ?? 0) + 1;
+      misses.set(host, n);
+      if (n < downAfter) continue;
+      const message = `agent metrics unreachable ${n} times in a row (${everyMs / 1000} s apart) and no status since: the agent is down`;
+      outcomes.set(host, { outcome: "agent_down", reason: "agent_down", message });
+    }
+    settled();
+  }
 };

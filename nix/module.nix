@@ -2,11 +2,11 @@
 # the comments there explain each setting. Keep the two in step
 # (test/nix/module.test.ts compares them).
 #
-#   imports = [ ./path/to/fleetplan/nix/module.nix ];
+#   imports = [ ./path/to/fleetplan/nix/module.nix ];   # or the flake's nixosModules.default
 #   services.fleetplan-agent = {
 #     enable = true;
-#     package = pkgs.fleetplan;          # however you build it; nixpkgs has none
 #     store = "nats://nats.example.org:4222";
+#     storeCredentialsFile = "/etc/fleetplan/store.creds";   # from `fleetplan store credentials`
 #   };
 { config, lib, pkgs, ... }:
 
@@ -16,7 +16,18 @@ let
 
   # Same path as the Debian unit, so the CLI and docs stay the same everywhere.
   configPath = "/etc/fleetplan/agent.json";
-  configFile = pkgs.writeText "fleetplan-agent.json" (builtins.toJSON cfg.settings);
+  # systemd puts the credentials of LoadCredential= here while the service runs.
+  credentialsDir = "/run/credentials/fleetplan-agent.service";
+  # The store credentials reach the agent as a path (storeOptions.credsFile) to the systemd
+  # credential: the file's content never enters the Nix store.
+  storeOptions = (cfg.settings.storeOptions or { })
+    // lib.optionalAttrs (cfg.storeCredentialsFile != null) { credsFile = "${credentialsDir}/store.creds"; };
+  agentSettings = cfg.settings // lib.optionalAttrs (storeOptions != { }) { inherit storeOptions; };
+  configFile = pkgs.writeText "fleetplan-agent.json" (builtins.toJSON agentSettings);
+
+  # As the Debian unit: node with the unit's V8 flag, running the agent's entry point.
+  nodejs = cfg.package.nodejs or pkgs.nodejs_20;
+  agentEntry = "${cfg.package}/lib/node_modules/fleetplan/agent/bin.mjs";
 
   # "127.0.0.1:9465", "[::]:9465", "0.0.0.0:9465" -> 9465
   metricsPort = lib.toInt (lib.last (lib.splitString ":" cfg.metricsListen));
@@ -37,7 +48,12 @@ in
 
     package = mkOption {
       type = types.package;
-      description = "Package that provides bin/fleetplan-agent.";
+      default = pkgs.callPackage ./package.nix { };
+      description = ''
+        The fleetplan package (nix/package.nix; the flake's module defaults to the flake's
+        package). The service runs its lib/node_modules/fleetplan/agent/bin.mjs with its
+        passthru.nodejs.
+      '';
     };
 
     hostname = mkOption {
@@ -65,6 +81,19 @@ in
         handed to the agent as the systemd credential `node.key`. Give it as a
         string path outside the Nix store, never as a Nix path literal, which
         would copy the key into the world-readable store.
+      '';
+    };
+
+    storeCredentialsFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/etc/fleetplan/store.creds";
+      description = ''
+        NATS credentials of this node (HOST.creds from `fleetplan store credentials`), owned by
+        root with mode 0600. Handed to the agent as the systemd credential `store.creds`, and
+        named in agent.json as storeOptions.credsFile. A string path outside the Nix store,
+        never a Nix path literal. A Consul token goes in /etc/fleetplan/agent.env as
+        CONSUL_HTTP_TOKEN=... instead.
       '';
     };
 
@@ -119,6 +148,10 @@ in
         message = "services.fleetplan-agent.nodeKeyFile must be an absolute path outside ${builtins.storeDir} (got ${cfg.nodeKeyFile}).";
       }
       {
+        assertion = cfg.storeCredentialsFile == null || isOutsideStore cfg.storeCredentialsFile;
+        message = "services.fleetplan-agent.storeCredentialsFile must be an absolute path outside ${builtins.storeDir} (got ${toString cfg.storeCredentialsFile}).";
+      }
+      {
         assertion = builtins.match "[^ ]+:[0-9]+" cfg.metricsListen != null;
         message = "services.fleetplan-agent.metricsListen must be HOST:PORT (got ${cfg.metricsListen}).";
       }
@@ -168,7 +201,8 @@ in
         Restart = "always";
         RestartSec = 5;
 
-        ExecStart = "${cfg.package}/bin/fleetplan-agent run --config ${configPath}";
+        ExecStart = "${nodejs}/bin/node --max-semi-space-size=1 --optimize-for-size ${agentEntry} run --config ${configPath}";
+        EnvironmentFile = "-/etc/fleetplan/agent.env";
 
         LogsDirectory = "fleetplan";
         LogsDirectoryMode = "0700";
@@ -178,7 +212,7 @@ in
         LoadCredential = [
           "node.key:${cfg.nodeKeyFile}"
           "trust:${cfg.trustFile}"
-        ];
+        ] ++ lib.optional (cfg.storeCredentialsFile != null) "store.creds:${cfg.storeCredentialsFile}";
 
         KillMode = "mixed";
         TimeoutStopSec = 60;

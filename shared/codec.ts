@@ -1,10 +1,15 @@
-import { compress } from "zstd-napi";
-import binding from "zstd-napi/binding.js";
+import { createRequire } from "node:module";
+import type binding from "zstd-napi/binding.js";
 import { EnvelopeError } from "./errors.ts";
+
+// Loaded at the first plan, not at start: an idle agent does not hold the native module (bench/idle.ts).
+const require = createRequire(import.meta.url);
+let zstd: typeof import("zstd-napi") | undefined;
+let zstdBinding: typeof binding | undefined;
 
 /** zstd-compress plan bytes. */
 export const compressPlan = (plain: Uint8Array, level = 3): Uint8Array =>
-  compress(plain, { compressionLevel: level });
+  (zstd ??= require("zstd-napi") as typeof import("zstd-napi")).compress(plain, { compressionLevel: level });
 
 // One reusable context: creating a DCtx per envelope costs more than the decode of a small plan.
 let sharedDctx: InstanceType<typeof binding.DCtx> | undefined;
@@ -24,7 +29,7 @@ export const decompressPlan = (compressed: Uint8Array, out: Uint8Array, id?: num
   const tooLarge = () => new EnvelopeError("too_large", `plan decompresses beyond its declared ${expectedSize} bytes`, id);
   // An empty input would decode to zero bytes without a frame ever being seen.
   if (compressed.length === 0) throw new EnvelopeError("decompress_failed", "zstd: no frame", id);
-  sharedDctx ??= new binding.DCtx();
+  sharedDctx ??= new (zstdBinding ??= require("zstd-napi/binding.js") as typeof binding).DCtx();
   let produced: number;
   try {
     produced = sharedDctx.decompress(out, compressed);

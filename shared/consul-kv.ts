@@ -36,7 +36,7 @@ export interface ResolvedTuning {
 
 /** One HTTP request, ready for node:http(s). */
 export interface ConsulRequest {
-  method: "GET" | "PUT";
+  method: "GET" | "PUT" | "DELETE";
   url: string;
   headers: Record<string, string>;
   body?: Uint8Array;
@@ -148,7 +148,14 @@ export const checkValueSize = (what: string, size: number, maxValueBytes: number
 
 /** PUT raw bytes as the value of `key` (Consul stores them as given; reads return them base64). */
 /** `cas`: apply only if the key's ModifyIndex is this (0: only if the key does not exist). */
-export const kvPutRequest = (config: StoreConfig, key: string, value: Uint8Array, what: string, maxValueBytes: number, cas?: number): ConsulRequest => {
+export const kvPutRequest = (
+  config: StoreConfig,
+  key: string,
+  value: Uint8Array,
+  what: string,
+  maxValueBytes: number,
+  cas?: number,
+): ConsulRequest => {
   checkValueSize(what, value.byteLength, maxValueBytes);
   return {
     method: "PUT",
@@ -162,14 +169,18 @@ export const kvPutRequest = (config: StoreConfig, key: string, value: Uint8Array
 
 // Server text is echoed short and printable only: enough to diagnose, never a whole body.
 const excerpt = (body: Uint8Array): string =>
-  Buffer.from(body.subarray(0, 200)).toString("utf8").replace(/[^\x20-\x7e]+/g, " ").trim();
+  Buffer.from(body.subarray(0, 200))
+    .toString("utf8")
+    .replace(/[^\x20-\x7e]+/g, " ")
+    .trim();
 
 /** The coded error for a non-success reply, or null (200, and 404 on a read). */
 export const replyError = (reply: ConsulReply, what: string, read: boolean): FleetplanError | null => {
   const { status } = reply;
   if (status === 200 || (read && status === 404)) return null;
   if (status === 403) return new FleetplanError("store_rejected", "consul: permission denied (check the ACL token)");
-  if (status === 413) return new FleetplanError("value_too_large", `consul: ${what} refused as too large (HTTP 413: ${excerpt(reply.body)})`);
+  if (status === 413)
+    return new FleetplanError("value_too_large", `consul: ${what} refused as too large (HTTP 413: ${excerpt(reply.body)})`);
   const reason = status === 429 || status >= 500 ? "store_unavailable" : "store_rejected";
   return new FleetplanError(reason, `consul: ${what} failed with HTTP ${status}: ${excerpt(reply.body)}`);
 };

@@ -1,5 +1,17 @@
 import {
-  closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync,
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
 } from "node:fs";
 import type { Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -37,7 +49,10 @@ const mode4 = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, 
 export const checkOwner = (path: string, what: string, uid: number): void => {
   const euid = process.geteuid?.() ?? 0;
   if (uid !== 0 && uid !== euid) {
-    throw new FleetplanError("insecure_key_file", `${what} ${path} is owned by uid ${uid}, not root or this user (${euid}); run: chown ${euid} ${path}`);
+    throw new FleetplanError(
+      "insecure_key_file",
+      `${what} ${path} is owned by uid ${uid}, not root or this user (${euid}); run: chown ${euid} ${path}`,
+    );
   }
 };
 
@@ -51,14 +66,20 @@ export const checkParents = (path: string, what: string): void => {
   try {
     dir = realpathSync(dirname(resolve(path)));
   } catch (error) {
-    throw new FleetplanError("not_found", `cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new FleetplanError(
+      "not_found",
+      `cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   for (;;) {
     const { mode, uid } = statSync(dir);
     checkOwner(dir, `directory of ${what}`, uid);
     const sharedSticky = uid === 0 && (mode & 0o1000) !== 0;
     if (mode & 0o022 && !sharedSticky) {
-      throw new FleetplanError("insecure_key_file", `${what} ${path} is in ${dir}, which is writable by group or others (mode ${mode4(mode)}); run: chmod go-w ${dir}`);
+      throw new FleetplanError(
+        "insecure_key_file",
+        `${what} ${path} is in ${dir}, which is writable by group or others (mode ${mode4(mode)}); run: chmod go-w ${dir}`,
+      );
     }
     const up = dirname(dir);
     if (up === dir) return;
@@ -79,7 +100,8 @@ export interface ReadRules {
 
 const openError = (path: string, what: string, error: unknown): FleetplanError => {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ELOOP") return new FleetplanError("insecure_key_file", `${what} ${path} is a symbolic link; give the path of the file itself`);
+  if (code === "ELOOP")
+    return new FleetplanError("insecure_key_file", `${what} ${path} is a symbolic link; give the path of the file itself`);
   return new FleetplanError("not_found", `cannot read ${what} ${path}: ${code ?? (error as Error).message}`);
 };
 
@@ -109,7 +131,7 @@ const resolveGuarded = (path: string, what: string): string => {
  * without blocking on a FIFO, then checked with fstat and read from that same descriptor, so
  * nothing can swap the file between the check and the read. Bounded before reading.
  */
-export const readFileChecked = (path: string, what: string, rules: ReadRules): { data: Buffer; mode: number } => {
+export const readFileChecked = (path: string, what: string, rules: ReadRules): { data: Buffer; mode: number; uid: number; gid: number } => {
   const target = rules.guarded ? resolveGuarded(path, what) : path;
   let fd: number;
   try {
@@ -122,7 +144,10 @@ export const readFileChecked = (path: string, what: string, rules: ReadRules): {
     if (!stat.isFile()) throw new FleetplanError("invalid_argument", `${what} ${path} is not a regular file`);
     if (rules.guarded) checkOwner(path, what, stat.uid);
     if (stat.mode & rules.forbidden) {
-      throw new FleetplanError("insecure_key_file", `${what} ${path} is ${rules.problem} (mode ${mode4(stat.mode & 0o777)}); run: ${rules.fix} ${path}`);
+      throw new FleetplanError(
+        "insecure_key_file",
+        `${what} ${path} is ${rules.problem} (mode ${mode4(stat.mode & 0o777)}); run: ${rules.fix} ${path}`,
+      );
     }
     if (stat.size > rules.maxBytes) {
       throw new FleetplanError("too_large", `${what} ${path} is ${stat.size} bytes, over the limit of ${rules.maxBytes}`);
@@ -131,8 +156,9 @@ export const readFileChecked = (path: string, what: string, rules: ReadRules): {
     const buffer = Buffer.alloc(rules.maxBytes + 1);
     let length = 0;
     for (let n = -1; n !== 0 && length < buffer.length; length += n) n = readSync(fd, buffer, length, buffer.length - length, null);
-    if (length > rules.maxBytes) throw new FleetplanError("too_large", `${what} ${path} grew past the limit of ${rules.maxBytes} bytes while being read`);
-    return { data: buffer.subarray(0, length), mode: stat.mode & 0o7777 };
+    if (length > rules.maxBytes)
+      throw new FleetplanError("too_large", `${what} ${path} grew past the limit of ${rules.maxBytes} bytes while being read`);
+    return { data: buffer.subarray(0, length), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
   } finally {
     closeSync(fd);
   }
@@ -141,8 +167,20 @@ export const readFileChecked = (path: string, what: string, rules: ReadRules): {
 /** Key, trust, config and credential files are small: anything larger is not one. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
-export const PRIVATE_FILE: ReadRules = { forbidden: 0o077, problem: "accessible by group or others", fix: "chmod 600", maxBytes: SMALL_FILE_BYTES, guarded: true };
-export const PROTECTED_FILE: ReadRules = { forbidden: 0o022, problem: "writable by group or others", fix: "chmod go-w", maxBytes: SMALL_FILE_BYTES, guarded: true };
+export const PRIVATE_FILE: ReadRules = {
+  forbidden: 0o077,
+  problem: "accessible by group or others",
+  fix: "chmod 600",
+  maxBytes: SMALL_FILE_BYTES,
+  guarded: true,
+};
+export const PROTECTED_FILE: ReadRules = {
+  forbidden: 0o022,
+  problem: "writable by group or others",
+  fix: "chmod go-w",
+  maxBytes: SMALL_FILE_BYTES,
+  guarded: true,
+};
 
 /** Read a private key or credentials file, refusing it (like OpenSSH) when group or others may read it. */
 export const readPrivateFile = (path: string, what: string): string => readFileChecked(path, what, PRIVATE_FILE).data.toString("utf8");

@@ -13,11 +13,29 @@ export const MAX_STATUS_BYTES = 4096;
 
 const STATES = new Set(["idle", "running", "succeeded", "failed", "interrupted", "rejected"]);
 const FIELDS = new Set([
-  "host", "state", "id", "plan_hash", "step_index", "steps", "since", "boot_time", "result", "applied_id", "applied_hash", "applied_boot_time",
+  "host",
+  "state",
+  "id",
+  "plan_hash",
+  "step_index",
+  "steps",
+  "since",
+  "boot_time",
+  "result",
+  "applied_id",
+  "applied_hash",
+  "applied_boot_time",
   "version",
+  // Optional (a record from an older agent has none): why a run failed, never plan content.
+  "failure_reason",
+  "exit_code",
+  "failed_step",
+  // Optional: files of the applied plan that no longer match it (a count, never their paths); null before a check.
+  "drifted_files",
 ]);
 const numOrNull = (v: unknown) => v === null || (typeof v === "number" && Number.isFinite(v));
 const strOrNull = (v: unknown) => v === null || typeof v === "string";
+const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The exact bytes a status signature covers. */
@@ -39,10 +57,24 @@ export const signStatusRecord = (status: AgentStatus, identityPrivateKey: Uint8A
 export const checkStatus = (v: unknown): AgentStatus | null => {
   if (!isObject(v) || Object.keys(v).some((k) => !FIELDS.has(k))) return null;
   const ok =
-    typeof v.host === "string" && STATES.has(v.state as string) &&
-    numOrNull(v.id) && strOrNull(v.plan_hash) && numOrNull(v.step_index) && numOrNull(v.steps) &&
-    typeof v.since === "number" && Number.isFinite(v.since) && typeof v.boot_time === "number" && strOrNull(v.result) &&
-    numOrNull(v.applied_id) && strOrNull(v.applied_hash) && numOrNull(v.applied_boot_time) && typeof v.version === "string";
+    typeof v.host === "string" &&
+    STATES.has(v.state as string) &&
+    numOrNull(v.id) &&
+    strOrNull(v.plan_hash) &&
+    numOrNull(v.step_index) &&
+    numOrNull(v.steps) &&
+    typeof v.since === "number" &&
+    Number.isFinite(v.since) &&
+    typeof v.boot_time === "number" &&
+    strOrNull(v.result) &&
+    numOrNull(v.applied_id) &&
+    strOrNull(v.applied_hash) &&
+    numOrNull(v.applied_boot_time) &&
+    typeof v.version === "string" &&
+    optional(v.failure_reason, strOrNull) &&
+    optional(v.exit_code, numOrNull) &&
+    optional(v.failed_step, numOrNull) &&
+    optional(v.drifted_files, numOrNull);
   return ok ? (v as unknown as AgentStatus) : null;
 };
 

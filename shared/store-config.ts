@@ -9,7 +9,7 @@ export const STORE_DEFAULTS = {
 } as const;
 
 /** Consul KV prefixes (docs/protocol.md): plans under `fleetplan/plans/<host>`, status under `fleetplan/status/<host>`. */
-export const CONSUL_PREFIX = { plans: "fleetplan/plans/", status: "fleetplan/status/" } as const;
+export const CONSUL_PREFIX = { plans: "fleetplan/plans/", status: "fleetplan/status/", logs: "fleetplan/logs/" } as const;
 
 /** Read + compare-and-set rounds of one envelope put before it gives up as `conflict`. */
 export const PUT_CAS_ROUNDS = 8;
@@ -33,7 +33,10 @@ export const normalizeStoreConfig = (input: StoreInput, problems: string[], env:
   let kind: StoreConfig["kind"] = "nats";
   let user = input.user;
   let pass = input.pass;
-  for (const part of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     let url: URL;
     try {
       url = new URL(part);
@@ -57,7 +60,10 @@ export const normalizeStoreConfig = (input: StoreInput, problems: string[], env:
   if (servers.length === 0 && problems.length === 0) problems.push("store: no server URL given");
   const planBucket = input.planBucket ?? STORE_DEFAULTS.planBucket;
   const statusBucket = input.statusBucket ?? STORE_DEFAULTS.statusBucket;
-  for (const [name, value] of [["plan bucket", planBucket], ["status bucket", statusBucket]]) {
+  for (const [name, value] of [
+    ["plan bucket", planBucket],
+    ["status bucket", statusBucket],
+  ]) {
     if (!BUCKET.test(value!)) problems.push(`${name}: ${JSON.stringify(value)} must be 1-64 of A-Z a-z 0-9 _ -`);
   }
   const replicas = input.replicas ?? STORE_DEFAULTS.replicas;
@@ -65,13 +71,20 @@ export const normalizeStoreConfig = (input: StoreInput, problems: string[], env:
   const timeoutMs = input.timeoutMs ?? STORE_DEFAULTS.timeoutMs;
   if (!(timeoutMs > 0)) problems.push(`store timeout: ${timeoutMs} must be positive`);
   const notifyPrefix = input.notifyPrefix ?? STORE_DEFAULTS.notifyPrefix;
-  if (!SUBJECT_PREFIX.test(notifyPrefix)) problems.push(`notify prefix: ${JSON.stringify(notifyPrefix)} must be dot-separated tokens of A-Z a-z 0-9 _ - (no wildcards)`);
+  if (!SUBJECT_PREFIX.test(notifyPrefix))
+    problems.push(`notify prefix: ${JSON.stringify(notifyPrefix)} must be dot-separated tokens of A-Z a-z 0-9 _ - (no wildcards)`);
   if (input.inboxPrefix !== undefined && !SUBJECT_PREFIX.test(input.inboxPrefix.replaceAll("~", "_"))) {
     problems.push(`inbox prefix: ${JSON.stringify(input.inboxPrefix)} must be dot-separated tokens of A-Z a-z 0-9 _ - ~ (no wildcards)`);
   }
   const token = input.token ?? (kind === "consul" ? env.CONSUL_HTTP_TOKEN : env.NATS_TOKEN) ?? undefined;
   return {
-    kind, servers, planBucket, statusBucket, replicas, timeoutMs, notifyPrefix,
+    kind,
+    servers,
+    planBucket,
+    statusBucket,
+    replicas,
+    timeoutMs,
+    notifyPrefix,
     ...(input.inboxPrefix !== undefined && { inboxPrefix: input.inboxPrefix }),
     ...(user !== undefined && { user }),
     ...(pass !== undefined && { pass }),

@@ -14,12 +14,10 @@ export const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}
 export const kvWildcard = (bucket: string): string => `$KV.${bucket}.>`;
 
 /** Direct get of a key's last value by subject: no consumer, one request. */
-export const directGetSubject = (bucket: string, key: string): string =>
-  `$JS.API.DIRECT.GET.${kvStream(bucket)}.${kvSubject(bucket, key)}`;
+export const directGetSubject = (bucket: string, key: string): string => `$JS.API.DIRECT.GET.${kvStream(bucket)}.${kvSubject(bucket, key)}`;
 
 /** Where the plan bucket republishes a headers-only notice of every put to `host`'s key. */
-export const notifySubject = (config: Pick<StoreConfig, "notifyPrefix">, host: string): string =>
-  `${config.notifyPrefix}.${host}`;
+export const notifySubject = (config: Pick<StoreConfig, "notifyPrefix">, host: string): string => `${config.notifyPrefix}.${host}`;
 
 /** The republish destination: `>` keeps every token of the key, so host names with dots work. */
 export const notifyWildcard = (config: Pick<StoreConfig, "notifyPrefix">): string => `${config.notifyPrefix}.>`;
@@ -29,3 +27,7 @@ export const notifyWildcard = (config: Pick<StoreConfig, "notifyPrefix">): strin
  * `~`, so mapping `.` to `~` gives one token per host and no host's prefix can contain another's.
  */
 export const defaultInboxPrefix = (host: string): string => `fleetplan.inbox.${host.replaceAll(".", "~")}`;
+
+/** The bucket of sealed run output (failed runs' tails): beside the status bucket, e.g. fleetplan-logs. */
+export const logsBucket = (config: Pick<StoreConfig, "statusBucket">): string =>
+  config.statusBucket.endsWith("-status") ? `${config.statusBucket.slice(0, -"-status".length)}-logs` : `${config.statusBucket}-logs`;

@@ -161,6 +161,14 @@ export interface AgentStatus {
   applied_hash: string | null;
   applied_boot_time: number | null;
   version: string;
+  /** A failed run only (absent from older agents' records): stable code, e.g. step_failed, step_timeout, file_outside_roots. */
+  failure_reason?: string | null;
+  /** Exit code of the failing step (null: killed, timed out by signal, or no step ran). */
+  exit_code?: number | null;
+  /** 0-based index of the failing step, null when no step ran (files). */
+  failed_step?: number | null;
+  /** Files of the applied plan that no longer match what it wrote (agent/drift.ts); null before a check, absent from older agents. */
+  drifted_files?: number | null;
 }
 
 export const StoreKind = { Nats: "nats", Consul: "consul" } as const;
@@ -207,6 +215,8 @@ export interface StatusRecord {
 export interface PutResult {
   /** Store revision (NATS sequence, Consul ModifyIndex) of the new value. */
   revision: number;
+  /** The store instance that revision counts in (NATS: bucket and stream creation time); a recreated bucket starts again. */
+  epoch?: string;
 }
 
 /** Coordinator side of a store: publish envelopes, read and follow agent status. */
@@ -215,15 +225,18 @@ export interface PlanStore {
   /**
    * Publish `envelope` as `host`'s latest, conditional on the value it replaces (compare-and-set:
    * a concurrent write makes it read again). `keep` says why the current value must stay (the
-   * put then fails `superseded`), or null to replace it.
+   * put then fails `superseded`), or null to replace it. `base`: what an earlier put of ours returned for
+   * `host`; while the key is still at that revision, the put replaces it without reading it first.
    */
-  put(host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null): Promise<PutResult>;
+  put(host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null, base?: Required<PutResult>): Promise<PutResult>;
   /** Latest envelope revision per host (for dry-run checks and diagnostics). */
   revision(host: string): Promise<number | null>;
   /** Every status record as stored: nothing in one is evidence until the coordinator verified it. */
   statuses(): Promise<StatusRecord[]>;
   /** Calls onRecord for every status record written, current ones first, until the signal aborts. */
   watchStatuses(onRecord: (record: StatusRecord) => void, signal: AbortSignal): Promise<void>;
+  /** The sealed output records a host stored (shared/output-seal.ts), newest first; unverified. */
+  outputs?(host: string): Promise<Uint8Array[]>;
   close(): Promise<void>;
 }
 
@@ -231,6 +244,8 @@ export interface FeedEvents {
   /** Called once per stored revision, one at a time (awaited). */
   onEnvelope(envelope: Uint8Array, revision: number): Promise<void>;
   onConnection?(connected: boolean): void;
+  /** NATS: a trust document or this host's freshness record was put (agent/trust-chain.ts reads it). */
+  onSideNotice?(kind: "trust" | "fresh"): void;
 }
 
 /** Agent side of a store: follow this host's envelope key, publish this host's status. */
@@ -240,5 +255,9 @@ export interface PlanFeed {
   follow(host: string, events: FeedEvents): Promise<void>;
   /** Store this host's signed status record under its own status key. */
   putStatus(host: string, record: Uint8Array): Promise<void>;
+  /** Read a store key beside the plans (shared/trust-layout.ts), null when missing. */
+  readSide?(key: string): Promise<Uint8Array | null>;
+  /** Store this host's sealed output record (a failed run's tail) under its own logs key. */
+  putOutput?(host: string, record: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }

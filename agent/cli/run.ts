@@ -20,7 +20,11 @@ export const runDaemon = async (config: AgentConfig): Promise<number> => {
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
+  // SIGUSR1: check the applied plan's files for drift now (before the agent runs, there is nothing to check).
+  let checkDrift: (() => unknown) | null = null;
+  process.on("SIGUSR1", () => checkDrift?.());
   const agent = await createAgent(config, { feed: createFeed(config.store, logger.child({ host: config.hostname })), logger });
+  checkDrift = () => agent.checkDrift();
   notifier.ready(`watching ${config.hostname}`);
   if (received === null) await new Promise<void>((resolve) => (wake = resolve));
   logger.info("agent_stopping", { host: config.hostname, signal: received });

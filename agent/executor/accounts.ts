@@ -8,7 +8,8 @@ import { FileWriteError } from "./file-write-error.ts";
 /** name → id from a passwd(5)/group(5) style file: name in field 1, id in field 3. */
 export const parseIdFile = (text: string): Map<string, number> =>
   new Map(
-    text.split("\n")
+    text
+      .split("\n")
       .map((line) => line.split(":"))
       .filter((f) => f.length >= 3 && f[0] !== "" && /^\d+$/.test(f[2] ?? ""))
       .map((f) => [f[0] as string, Number(f[2])]),
@@ -22,7 +23,8 @@ export const accountIds = (passwdPath = "/etc/passwd", groupPath = "/etc/group")
     if (/^\d+$/.test(name)) return Number(name);
     if (!tables.has(path)) tables.set(path, parseIdFile(readFileSync(path, "utf8")));
     const id = tables.get(path)?.get(name);
-    if (id === undefined) throw new FileWriteError(`file ${file}: unknown ${kind} ${JSON.stringify(name)} (not in ${path})`);
+    if (id === undefined)
+      throw new FileWriteError(`file ${file}: unknown ${kind} ${JSON.stringify(name)} (not in ${path})`, { reason: "unknown_owner" });
     return id;
   };
   return (file: PlanFile): { uid: number; gid: number } | null =>

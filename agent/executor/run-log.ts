@@ -1,6 +1,18 @@
 // Per-run log file: step output with a header and footer per step, size-capped. Env values and
 // file content are never written here; what a step prints is the step's own business.
-import { closeSync, constants, fchmodSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 
 const RUN_LOG = /^run-\d+-(\d+)\.log$/;
@@ -81,5 +93,34 @@ export const rotateRunLogs = (logDir: string, keep: number): void => {
     } catch {
       // already gone, or not ours to remove: retried after the next run
     }
+  }
+};
+
+const STEP_HEADER = Buffer.from("\n==> [");
+
+/**
+ * The end of a run log from its last step header on (the failing step: header, output, footer),
+ * at most `maxBytes`; the whole end when no step started (a file error). Empty when unreadable.
+ */
+export const readRunLogTail = (path: string, maxBytes: number): Uint8Array => {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return new Uint8Array();
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const want = Math.min(size, maxBytes * 4);
+    const buf = Buffer.alloc(want);
+    const got = readSync(fd, buf, 0, want, size - want);
+    const text = buf.subarray(0, got);
+    const header = text.lastIndexOf(STEP_HEADER);
+    const fromStep = header >= 0 ? text.subarray(header + 1) : text;
+    return fromStep.subarray(Math.max(0, fromStep.length - maxBytes));
+  } catch {
+    return new Uint8Array();
+  } finally {
+    closeSync(fd);
   }
 };

@@ -1,5 +1,6 @@
 // One step: `bash -euo pipefail` in its own process group, output drained into the run log,
 // timeout and abort both ending the whole group (SIGTERM, then SIGKILL after the grace period).
+import { spawn } from "node:child_process";
 import { terminateGroup } from "./process-group.ts";
 import type { StepResult } from "./types.ts";
 
@@ -29,56 +30,59 @@ export interface StepSpec {
   output: (chunk: Uint8Array) => void;
 }
 
+/** How the step's process ended: exit code or signal, or the error that kept it from starting. */
+type Ended = { exitCode: number | null; signal: string | null; error?: NodeJS.ErrnoException };
+
 /** Run one step to its end, whatever that is; never throws for the step's own failure. */
 export const runStep = async (spec: StepSpec): Promise<StepResult> => {
   const startedAt = Date.now();
   const started = performance.now();
   let timedOut = false;
-  // Loaded with the first step, not at start: an idle agent does not hold it (~2 MB RSS).
-  const { execa } = await import("execa");
-  const subprocess = execa("bash", BASH_ARGS, {
-    input: spec.run,
-    cwd: spec.cwd,
-    env: spec.env,
-    extendEnv: false,
-    detached: true,
-    all: true,
-    buffer: false,
-    encoding: "buffer",
-    reject: false,
+  // node:child_process itself, not execa: execa cost ~17 MB RSS and its import (0.1-2 s) delayed the first run
+  // after a start, and each spawn through it a few ms more of the agent's one thread (bench/agent-path.ts).
+  const child = spawn("bash", BASH_ARGS, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+  const ended = new Promise<Ended>((resolve) => {
+    child.once("error", (error) => resolve({ exitCode: null, signal: null, error }));
+    child.once("close", (exitCode, signal) => resolve({ exitCode, signal }));
   });
-  const pgid = subprocess.pid;
+  child.stdin.once("error", () => {}); // a script that exits before reading all of its input: EPIPE, not a failure
+  child.stdin.end(spec.run);
+  const pgid = child.pid;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopping ??= pgid === undefined ? Promise.resolve() : terminateGroup(pgid, spec.graceMs));
-  const timer = setTimeout(() => {
-    timedOut = true;
-    void stop();
-  }, Math.min(spec.timeoutMs, MAX_TIMER_MS));
+  const timer = setTimeout(
+    () => {
+      timedOut = true;
+      void stop();
+    },
+    Math.min(spec.timeoutMs, MAX_TIMER_MS),
+  );
   const onAbort = (): void => void stop();
   spec.signal.addEventListener("abort", onAbort, { once: true });
   if (spec.signal.aborted) onAbort();
   let drainTimer: NodeJS.Timeout | undefined;
   let settled = false;
-  subprocess.all?.on("data", (chunk: Uint8Array) => spec.output(chunk));
+  for (const stream of [child.stdout, child.stderr]) stream.on("data", (chunk: Uint8Array) => spec.output(chunk));
   // What the step left behind in its group ends with it, so it cannot hold the output open.
-  subprocess.once("exit", () => {
+  child.once("exit", () => {
     clearTimeout(timer);
     void stop().then(() => {
-      if (!settled) drainTimer = setTimeout(() => subprocess.all?.destroy(), DRAIN_MS);
+      if (!settled)
+        drainTimer = setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, DRAIN_MS);
     });
   });
   try {
-    const result = await subprocess;
+    const result = await ended;
     await stopping;
-    if (result.exitCode === undefined && result.signal === undefined) {
-      const code = (result as { code?: string }).code ?? "unknown error";
-      spec.output(Buffer.from(`could not start bash in ${spec.cwd}: ${code}\n`));
-    }
+    if (result.error) spec.output(Buffer.from(`could not start bash in ${spec.cwd}: ${result.error.code ?? result.error.message}\n`));
     return {
       index: spec.index,
       name: spec.name,
-      exitCode: result.exitCode ?? null,
-      signal: result.signal ?? null,
+      exitCode: result.exitCode,
+      signal: result.signal,
       timedOut,
       durationMs: Math.round(performance.now() - started),
       startedAt,

@@ -2,7 +2,18 @@
 // Errors name the path and the errno code, never the content.
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, existsSync, fchmodSync, fchownSync, fsyncSync, openSync, readdirSync, realpathSync, renameSync, rmSync, writeSync,
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
 } from "node:fs";
 import { basename, dirname, join, posix } from "node:path";
 import type { PlanFile } from "../../shared/types.ts";
@@ -17,8 +28,10 @@ const realRoot = (root: string): string => (existsSync(root) ? realpathSync(root
 
 // The path as written must sit under a root; where it really leads is checked once resolved.
 const checkPath = (path: string, roots: string[]): void => {
-  if (posix.normalize(path) !== path || !path.startsWith("/") || path.endsWith("/")) throw new FileWriteError(`file ${path}: not a normalised absolute path`);
-  if (!roots.some((root) => inside(path, root))) throw new FileWriteError(`file ${path} is outside the allowed roots (${roots.join(", ")})`);
+  if (posix.normalize(path) !== path || !path.startsWith("/") || path.endsWith("/"))
+    throw new FileWriteError(`file ${path}: not a normalised absolute path`);
+  if (!roots.some((root) => inside(path, root)))
+    throw new FileWriteError(`file ${path} is outside the allowed roots (${roots.join(", ")})`, { reason: "file_outside_roots" });
 };
 
 // Resolved through safe directories only, the path must still sit under a root: a symlinked
@@ -27,7 +40,9 @@ const placeSafely = (path: string, roots: string[], euid: number): SafeParent =>
   const parent = resolveParent(dirname(path), path, euid);
   const resolved = posix.join(parent.real, ...parent.missing, basename(path));
   if (!roots.map(realRoot).some((root) => inside(resolved, root))) {
-    throw new FileWriteError(`file ${path} resolves to ${resolved}, outside the allowed roots (${roots.join(", ")})`);
+    throw new FileWriteError(`file ${path} resolves to ${resolved}, outside the allowed roots (${roots.join(", ")})`, {
+      reason: "file_outside_roots",
+    });
   }
   return parent;
 };

@@ -9,7 +9,7 @@ import * as https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
 import { consulTransport, singleKeyReplyBytes } from "../../shared/consul-transport.ts";
-import { type KvEntry, kvGetRequest, kvPutRequest, parseKvWrite, resolveTuning } from "../../shared/consul-kv.ts";
+import { type KvEntry, kvGetRequest, kvPutRequest, parseKvRead, parseKvWrite, resolveTuning } from "../../shared/consul-kv.ts";
 import { FleetplanError, reasonOf } from "../../shared/errors.ts";
 import { backoffDelay } from "../../shared/retry.ts";
 import { CONSUL_PREFIX } from "../../shared/store-config.ts";
@@ -25,7 +25,11 @@ import type { FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
 export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}): PlanFeed => {
   // The feed only reads its own key, so a reply never needs more room than one value.
   const maxReplyBytes = singleKeyReplyBytes(resolveTuning(opts).maxValueBytes);
-  const transport = consulTransport(config, { http, https, readFile: readFileSync, readPrivateFile: (path) => readPrivateBytes(path, "TLS key") }, maxReplyBytes);
+  const transport = consulTransport(
+    config,
+    { http, https, readFile: readFileSync, readPrivateFile: (path) => readPrivateBytes(path, "TLS key") },
+    maxReplyBytes,
+  );
   const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning, logger } = client;
   let following: Promise<void> | undefined;
@@ -44,7 +48,13 @@ export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}):
           return;
         } catch (error) {
           const delayMs = backoffDelay(failures, tuning.backoff);
-          logger.error("store_deliver_failed", { path: key, revision: entry.modifyIndex, reason: reasonOf(error), error, retry_in_ms: delayMs });
+          logger.error("store_deliver_failed", {
+            path: key,
+            revision: entry.modifyIndex,
+            reason: reasonOf(error),
+            error,
+            retry_in_ms: delayMs,
+          });
           await sleep(delayMs, undefined, { signal: client.signal }).catch(() => undefined);
         }
       }
@@ -75,11 +85,21 @@ export const createConsulFeed = (config: StoreConfig, opts: ConsulOptions = {}):
     await exchange(client, kvPutRequest(config, key, record, `status of ${host}`, tuning.maxValueBytes), parseKvWrite);
   };
 
+  const putOutput = async (host: string, record: Uint8Array): Promise<void> => {
+    const key = CONSUL_PREFIX.logs + host;
+    await exchange(client, kvPutRequest(config, key, record, `output of ${host}`, tuning.maxValueBytes), parseKvWrite);
+  };
+
+  // A trust document or this host's freshness record: polled by agent/trust-chain.ts (Consul sends no notices).
+  const readSide = async (key: string): Promise<Uint8Array | null> =>
+    (await exchange(client, kvGetRequest(config, key, { consistent: true }), parseKvRead)).entries.find((e) => e.key === key)?.value ??
+    null;
+
   const close = async (): Promise<void> => {
     abort();
     await following?.catch(() => undefined);
     transport.destroy();
   };
 
-  return { kind: "consul", follow, putStatus, close };
+  return { kind: "consul", follow, putStatus, putOutput, readSide, close };
 };

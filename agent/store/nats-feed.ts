@@ -4,7 +4,8 @@ import { FleetplanError, reasonOf } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { natsConnectOptions } from "../../shared/nats-options.ts";
 import { backoffDelay } from "../../shared/retry.ts";
-import { defaultInboxPrefix, notifySubject } from "../../shared/store-layout.ts";
+import { defaultInboxPrefix, logsBucket, notifySubject } from "../../shared/store-layout.ts";
+import { freshKey, TRUST_KEYS } from "../../shared/trust-layout.ts";
 import type { FeedEvents, PlanFeed, StoreConfig } from "../../shared/types.ts";
 import { directGet, putRecord } from "./nats-direct.ts";
 import type { KeyRead } from "./nats-direct.ts";
@@ -116,9 +117,15 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
   // Connect (nats.js then reconnects forever) and subscribe before the first read, so no put between
   // the read and the subscription can go unnoticed.
   const open = async (host: string, events: FeedEvents): Promise<NatsConnection> => {
-    const conn = await connect(natsConnectOptions({ ...config, inboxPrefix: config.inboxPrefix ?? defaultInboxPrefix(host) }, {
-      name: `fleetplan-agent/${host}`, forever: true,
-    }));
+    const conn = await connect(
+      natsConnectOptions(
+        { ...config, inboxPrefix: config.inboxPrefix ?? defaultInboxPrefix(host) },
+        {
+          name: `fleetplan-agent/${host}`,
+          forever: true,
+        },
+      ),
+    );
     // close() ran while the first connect was pending (it waits for the server forever): nothing else would close it.
     if (closed.signal.aborted) {
       await conn.close();
@@ -126,6 +133,15 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
     }
     try {
       conn.subscribe(notifySubject(config, host), { callback: onNotice });
+      // Trust documents and this host's freshness record: notices only wake agent/trust-chain.ts.
+      for (const [key, kind] of [
+        [TRUST_KEYS, "trust"],
+        [freshKey(host), "fresh"],
+      ] as const) {
+        conn.subscribe(notifySubject(config, key), {
+          callback: (error) => (error ? log.warn("store_notice_failed", { error: error.message, key }) : events.onSideNotice?.(kind)),
+        });
+      }
       await conn.flush();
     } catch (error) {
       await conn.close();
@@ -187,10 +203,25 @@ export const createNatsFeed = (config: StoreConfig, opts: { logger: Logger; safe
     await putRecord(conn, config.statusBucket, host, record, config.timeoutMs);
   };
 
+  // One direct get of a key beside the plans (trust documents, freshness): null when missing or deleted.
+  const readSide = async (key: string): Promise<Uint8Array | null> => {
+    const conn = nc ?? (await withinMs(firstConnection, config.timeoutMs));
+    if (!conn) throw new FleetplanError("store_unavailable", `not connected to NATS within ${config.timeoutMs} ms`);
+    const read = await directGet(conn, config.planBucket, key, config.timeoutMs);
+    return read.found && !read.deleted ? read.value : null;
+  };
+
   const close = async (): Promise<void> => {
     closed.abort();
     await nc?.drain().catch(() => nc?.close());
   };
 
-  return { kind: "nats", follow, putStatus, close };
+  // The sealed output of a failed run, the same way under this host's key of the logs bucket.
+  const putOutput = async (host: string, record: Uint8Array): Promise<void> => {
+    const conn = nc ?? (await withinMs(firstConnection, config.timeoutMs));
+    if (!conn) throw new FleetplanError("store_unavailable", `not connected to NATS within ${config.timeoutMs} ms`);
+    await putRecord(conn, logsBucket(config), host, record, config.timeoutMs);
+  };
+
+  return { kind: "nats", follow, putStatus, putOutput, readSide, close };
 };

@@ -6,10 +6,20 @@ import { readPrivateFile, readTextFile, writeFileAtomic } from "../../shared/fil
 import type { CoordinatorConfig } from "../config.ts";
 import { openCoordinatorDb } from "../db.ts";
 import type { CoordinatorDb } from "../db.ts";
-import { coordinatorConsulPolicy, hostConsulPolicy } from "../store/consul-acl.ts";
+import { bootstrapConsulPolicy, coordinatorConsulPolicy, hostConsulPolicy } from "../store/consul-acl.ts";
 import {
-  authorityFromSeeds, authorityJwts, coordinatorPermissions, createAuthority, credsCurrent, hostPermissions, issueCreds, jwtsInConfig,
-  parseCredsText, sameClaims, serverConfigText,
+  authorityFromSeeds,
+  authorityJwts,
+  bootstrapPermissions,
+  coordinatorPermissions,
+  createAuthority,
+  credsCurrent,
+  hostPermissions,
+  issueCreds,
+  jwtsInConfig,
+  parseCredsText,
+  sameClaims,
+  serverConfigText,
 } from "../store/nats-credentials.ts";
 import type { Authority, Revocations, SubjectPermissions } from "../store/nats-credentials.ts";
 import type { StoreContext } from "./store.ts";
@@ -58,8 +68,10 @@ const loadAuthority = (keysDir: string): { authority: Authority; steps: Step[] }
   }
   if (present.length < paths.length) {
     const missing = paths.filter((p) => !present.includes(p)).join(", ");
-    throw new FleetplanError("not_found",
-      `${keysDir} is incomplete (missing ${missing}): restore it from your backup, or use a new --out DIR and re-issue every credential`);
+    throw new FleetplanError(
+      "not_found",
+      `${keysDir} is incomplete (missing ${missing}): restore it from your backup, or use a new --out DIR and re-issue every credential`,
+    );
   }
   const seeds = Object.fromEntries(KEY_NAMES.map((k, i) => [k, readPrivateFile(paths[i]!, `NATS ${k} seed`).trim()]));
   try {
@@ -133,6 +145,8 @@ const natsSteps = async (dir: string, hosts: string[], config: CoordinatorConfig
   const issuer: Issuer = { authority, rotate, revocations: readRevocations(revocationsFile), now: Math.floor(Date.now() / 1000) };
   const before = JSON.stringify(issuer.revocations);
   steps.push(await planCreds(issuer, join(dir, "coordinator.creds"), "coordinator", coordinatorPermissions(config.store)));
+  // Shared by new nodes for `fleetplan-agent enroll`: it may only put announcements.
+  steps.push(await planCreds(issuer, join(dir, "bootstrap.creds"), "bootstrap", bootstrapPermissions()));
   for (const host of hosts) {
     steps.push(await planCreds(issuer, join(hostsDir, `${host}${CREDS}`), host, hostPermissions(config.store, host)));
   }
@@ -152,30 +166,40 @@ const consulSteps = (dir: string, hosts: string[]): Step[] => {
     return readTextFile(file, "policy") === text ? { file, action: "unchanged" } : { file, action: "written", write: text };
   };
   const coordinator = step(join(consulDir, "coordinator.hcl"), coordinatorConsulPolicy());
-  return [coordinator, ...hosts.map((h) => step(join(hostsDir, `${h}.hcl`), hostConsulPolicy(h)))];
+  const bootstrap = step(join(consulDir, "bootstrap.hcl"), bootstrapConsulPolicy());
+  return [coordinator, bootstrap, ...hosts.map((h) => step(join(hostsDir, `${h}.hcl`), hostConsulPolicy(h)))];
 };
 
 const nextSteps = (dir: string, consul: boolean, reload: boolean): string[] =>
   consul
-    ? ["Create one policy per file (consul acl policy create -name fleetplan-HOST -rules @FILE) and a token per host with it;"
-      + " the agent reads it from storeOptions.token."]
+    ? [
+        "Create one policy per file (consul acl policy create -name fleetplan-HOST -rules @FILE) and a token per host with it;" +
+          " the agent reads it from storeOptions.token.",
+        "bootstrap.hcl is for new nodes' `fleetplan-agent enroll` (one shared token, in the file given to --bootstrap-creds).",
+      ]
     : [
-      reload
-        ? `Install ${dir}/nats-server.conf on the server (include it from its config), then reload nats-server`
-          + " (SIGHUP, or nats-server --signal reload=PID)."
-        : "nats-server.conf is unchanged: no reload needed.",
-      `Copy ${dir}/hosts/HOST.creds to each node (mode 0600, owned by the agent's user) and set storeOptions.credsFile in agent.json.`,
-      `Run the coordinator with --creds ${dir}/coordinator.creds (or FLEETPLAN_CREDS).`,
-    ];
+        reload
+          ? `Install ${dir}/nats-server.conf on the server (include it from its config), then reload nats-server` +
+            " (SIGHUP, or nats-server --signal reload=PID)."
+          : "nats-server.conf is unchanged: no reload needed.",
+        `Copy ${dir}/hosts/HOST.creds to each node (mode 0600, owned by the agent's user) and set storeOptions.credsFile in agent.json.`,
+        `Run the coordinator with --creds ${dir}/coordinator.creds (or FLEETPLAN_CREDS).`,
+        `New nodes enroll with ${dir}/bootstrap.creds (fleetplan-agent enroll --bootstrap-creds FILE): it may only put announcements.`,
+      ];
 
 /** `store credentials --out DIR [--consul] [--rotate]`: per-host least-privilege NATS credentials (or Consul ACL policies). */
 export const credentialsCommand = async (
-  flags: CredentialsFlags, config: CoordinatorConfig, db: CoordinatorDb, io: CliIo,
+  flags: CredentialsFlags,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  io: CliIo,
 ): Promise<number> => {
   if (!flags.out) throw new FleetplanError("invalid_argument", USAGE);
   if (flags.consul && flags.rotate) {
-    throw new FleetplanError("invalid_argument",
-      "--rotate is for NATS credentials; Consul tokens are rotated in Consul (consul acl token update)");
+    throw new FleetplanError(
+      "invalid_argument",
+      "--rotate is for NATS credentials; Consul tokens are rotated in Consul (consul acl token update)",
+    );
   }
   const dir = privateDir(resolve(flags.out));
   const hosts = db.servers().map((s) => s.host);

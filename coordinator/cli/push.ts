@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
-import { ExitCode } from "../../shared/cli.ts";
+import { ansiOn, compareHosts, ExitCode, formatTable } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { withTimeout } from "../../shared/retry.ts";
 import { FleetplanError } from "../../shared/errors.ts";
@@ -11,7 +11,7 @@ import { describeStore } from "../../shared/store-config.ts";
 import type { PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
-import { loadPlanDir, loadPlanFile } from "../plan-source.ts";
+import { loadPlanDir, loadPlanFile, strayPlanFiles } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { push } from "../push.ts";
@@ -34,9 +34,12 @@ export interface PushFlags extends RolloutFlags {
   wait?: boolean;
   "ssh-config"?: string;
   "remote-agent"?: string;
+  /** Two-person rule: seal and sign, keep unpublished until `approve` (cli/staged.ts); checked against --trust FILE. */
+  stage?: boolean;
+  trust?: string;
 }
 
-const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed", "agent_missing"]);
+const UNREACHABLE = new Set(["store_unavailable", "store_timeout", "ssh_failed", "agent_missing", "agent_down"]);
 /** 128 + SIGINT, as a shell reports a command stopped with Ctrl-C. */
 const INTERRUPTED = 130;
 /** Puts in flight by default: enough to keep the store busy while workers seal (bench/push.ts); SSH stays at SSH_IN_FLIGHT. */
@@ -56,18 +59,34 @@ export const selectServers = (db: CoordinatorDb, flags: TargetFlags, required: b
  * key counts (anyone with store access can write one under its key). Store trouble leaves the
  * flags alone. A dry run only reads: the targets show the route a push would take, the database is not written.
  */
-const markBootstrapped = async (db: CoordinatorDb, targets: ServerRow[], store: () => Promise<PlanStore>, logger: Logger, dryRun: boolean): Promise<void> => {
+const markBootstrapped = async (
+  db: CoordinatorDb,
+  targets: ServerRow[],
+  store: () => Promise<PlanStore>,
+  logger: Logger,
+  dryRun: boolean,
+): Promise<void> => {
   const pending = targets.filter((t) => !t.bootstrapped);
   if (pending.length === 0) return;
   try {
     // Bounded: an unreachable store must not hold up an SSH push for long.
-    const records = await withTimeout((async () => (await store()).statuses())(), 5_000, () => new Error("store did not answer within 5 s"));
+    const records = await withTimeout(
+      (async () => (await store()).statuses())(),
+      5_000,
+      () => new Error("store did not answer within 5 s"),
+    );
     const verify = createStatusVerifier(pending);
     const reporting = new Set<string>();
     for (const record of records.filter((r) => pending.some((p) => p.host === r.key))) {
       const checked = verify(record);
       if (checked.ok) reporting.add(record.key);
-      else logger.warn("status_refused", { host: record.key, reason: checked.reason, claimed_host: checked.claimedHost, detail: "not bootstrapped" });
+      else
+        logger.warn("status_refused", {
+          host: record.key,
+          reason: checked.reason,
+          claimed_host: checked.claimedHost,
+          detail: "not bootstrapped",
+        });
     }
     for (const t of pending.filter((p) => reporting.has(p.host))) {
       if (!dryRun) db.setBootstrapped(t.host, true);
@@ -94,13 +113,27 @@ const exitCodeOf = (summary: PushSummary): number => {
  * `args` are the positionals after `push`; it takes none. Ctrl-C during --wait stops waiting,
  * records what is known and exits 130.
  */
-export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo, args: string[] = []): Promise<number> => {
-  if (args.length > 0) throw new FleetplanError("invalid_argument", `push takes no positional arguments, got ${args.map((a) => JSON.stringify(a)).join(" ")}`);
+export const pushCommand = async (
+  flags: PushFlags,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  logger: Logger,
+  io: CliIo,
+  args: string[] = [],
+): Promise<number> => {
+  if (args.length > 0)
+    throw new FleetplanError("invalid_argument", `push takes no positional arguments, got ${args.map((a) => JSON.stringify(a)).join(" ")}`);
   if (!flags.plan === !flags.plans) throw new FleetplanError("invalid_argument", "give exactly one of --plan FILE or --plans DIR");
-  if (flags.via !== undefined && flags.via !== "ssh" && flags.via !== "store") throw new FleetplanError("invalid_argument", `--via: ${flags.via} must be ssh or store`);
+  if (flags.via !== undefined && flags.via !== "ssh" && flags.via !== "store")
+    throw new FleetplanError("invalid_argument", `--via: ${flags.via} must be ssh or store`);
   const rollout = isRollout(flags);
+  if (flags.stage && (flags.wait || flags["dry-run"])) {
+    throw new FleetplanError("invalid_argument", "--stage does not go with --wait or --dry-run: give --wait to `fleetplan approve`");
+  }
+  if (flags.trust !== undefined && !flags.stage) throw new FleetplanError("invalid_argument", "--trust FILE only applies to push --stage");
   const concurrency = Number(flags.concurrency ?? DEFAULT_CONCURRENCY);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
   const waitTimeoutMs = parseDuration(flags.timeout ?? "10m", "--timeout");
   const expiresInMs = parseDuration(flags.expires ?? "24h", "--expires");
   if (expiresInMs < MIN_EXPIRES_MS) throw new FleetplanError("invalid_argument", `--expires: ${flags.expires} is below the minimum of 1m`);
@@ -111,12 +144,43 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
   // --wait believes only signed status records: a host without an identity key can only time out.
   if (flags.wait) for (const t of targets.filter((t) => identityKeyOf(t) === null)) io.stderr(`warning: ${noIdentityWarning(t.host)}\n`);
   const single = flags.plan ? loadPlanFile(flags.plan) : null;
-  const plans = single ? new Map(targets.map((t) => [t.host, single])) : loadPlanDir(flags.plans!, targets.map((t) => t.host));
+  const plans = single
+    ? new Map(targets.map((t) => [t.host, single]))
+    : loadPlanDir(
+        flags.plans!,
+        targets.map((t) => t.host),
+      );
+  const strays = flags.plans
+    ? strayPlanFiles(
+        flags.plans,
+        db.servers().map((s) => s.host),
+      )
+    : [];
+  if (strays.length > 0) io.stderr(`warning: plan files for hosts not in the inventory (not pushed; a typo?): ${strays.join(", ")}\n`);
 
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
   const dryRun = !!flags["dry-run"];
   if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger, dryRun);
+  if (flags.stage) {
+    const input = {
+      trustPath: flags.trust,
+      targets,
+      plans,
+      force: !!flags.force,
+      viaSsh: flags.via === "ssh",
+      expiresInMs,
+      concurrency,
+      maxAgeMs,
+      prometheus: flags.prometheus,
+      rollout: rollout ? flags : null,
+    };
+    try {
+      return await (await import("./staged.ts")).stagePush(input, config, db, io);
+    } finally {
+      if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    }
+  }
   if (rollout) {
     try {
       return await startRollout({ ...flags, concurrency: String(concurrency) }, config, db, logger, io, targets, plans);
@@ -124,7 +188,7 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
       if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
     }
   }
-  const progress = config.json ? null : createProgress(io, targets.length, process.stderr.isTTY === true);
+  const progress = config.json ? null : createProgress(io, targets.length, ansiOn(process.stderr));
   const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
   // Only while waiting, and once: before the wait and on a second Ctrl-C, Node's default ends the process.
   const interrupt = new AbortController();
@@ -136,30 +200,58 @@ export const pushCommand = async (flags: PushFlags, config: CoordinatorConfig, d
   try {
     const summary = await push(
       {
-        targets, plans, dryRun, force: !!flags.force, wait: !!flags.wait, waitTimeoutMs, expiresInMs, concurrency, viaSsh: flags.via === "ssh",
+        targets,
+        plans,
+        dryRun,
+        force: !!flags.force,
+        wait: !!flags.wait,
+        waitTimeoutMs,
+        expiresInMs,
+        concurrency,
+        viaSsh: flags.via === "ssh",
         waitInterrupt,
       },
       {
-        db, signers, emit, logger, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username,
+        db,
+        signers,
+        emit,
+        logger,
+        storeName: describeStore(config.store),
+        now: () => new Date(),
+        operator: userInfo().username,
         store: openOnce,
         converged: async (servers) => {
           const rows = await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) });
           return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
         },
         deliverSsh: createSshDelivery({
-          logger, ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }), ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
+          logger,
+          ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
+          ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
         }),
       },
     );
     progress?.end();
     // Which plan each delivered hash stands for: what a later rollout's --revert-on-failure pushes again.
-    if (!dryRun) rolloutsOf(db, signers).rememberPlans(summary.targets.flatMap((t) => (t.id !== null ? [{ host: t.host, planHash: t.plan_hash, plan: plans.get(t.host)! }] : [])), Date.now());
+    if (!dryRun)
+      rolloutsOf(db, signers).rememberPlans(
+        summary.targets.flatMap((t) => (t.id !== null ? [{ host: t.host, planHash: t.plan_hash, plan: plans.get(t.host)! }] : [])),
+        Date.now(),
+      );
     if (config.json) io.stdout(`${JSON.stringify({ event: "summary", ...summary })}\n`);
     else {
-      for (const t of summary.targets) {
-        io.stdout(`${t.host.padEnd(24)} ${t.outcome.padEnd(12)} id ${t.id ?? "-"}  ${t.plan_hash.slice(0, 12)}  ${t.decision}${outcomeDetail(t)}\n`);
-      }
-      io.stdout(`${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts).map(([k, v]) => `${v} ${k}`).join(", ")}\n`);
+      const sorted = [...summary.targets].sort((a, b) => compareHosts(a.host, b.host));
+      io.stdout(
+        formatTable(
+          ["host", "outcome", "id", "hash", "decision"],
+          sorted.map((t) => [t.host, t.outcome, t.id, t.plan_hash.slice(0, 12), `${t.decision}${outcomeDetail(t)}`]),
+        ),
+      );
+      io.stdout(
+        `${summary.dry_run ? "dry run, nothing sent: " : ""}${Object.entries(summary.counts)
+          .map(([k, v]) => `${v} ${k}`)
+          .join(", ")}\n`,
+      );
       const refused = Object.entries(summary.status_refused);
       if (refused.length > 0) {
         const counts = refused.map(([k, v]) => `${v} ${k}`).join(", ");

@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
-import { formatTable } from "../../shared/cli.ts";
+import { ansiOn, ExitCode, formatTable } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { loadAdminKey } from "../../shared/key-files.ts";
@@ -13,14 +13,14 @@ import type { CoordinatorDb, ServerRow } from "../db.ts";
 import type { LoadedPlan } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { push } from "../push.ts";
-import type { PushEvent } from "../push.ts";
+import type { PushEvent, PushRequest } from "../push.ts";
 import { budgetLimit } from "../rollout/budget.ts";
 import { openRolloutDb } from "../rollout/db.ts";
 import { planVault } from "../rollout/plan-vault.ts";
 import type { RolloutDb } from "../rollout/db.ts";
 import { evaluateGate } from "../rollout/gate.ts";
-import { runRollout } from "../rollout/run.ts";
-import type { RolloutEvent } from "../rollout/run.ts";
+import { revertRollout, runRollout } from "../rollout/run.ts";
+import type { RolloutDeps, RolloutEvent } from "../rollout/run.ts";
 import type { Rollout, RolloutOptions } from "../rollout/types.ts";
 import { batchEnds, orderTargets, parseAmount, parseWaves, waveEnds } from "../rollout/waves.ts";
 import { createSshDelivery } from "../store/ssh.ts";
@@ -41,6 +41,8 @@ export interface RolloutFlags {
   "wave-timeout"?: string;
   "gate-query"?: string[];
   "revert-on-failure"?: boolean;
+  /** `rollout abort ID --no-revert`: end a --revert-on-failure rollout without reverting. */
+  "no-revert"?: boolean;
   timeout?: string;
   expires?: string;
   concurrency?: string;
@@ -70,10 +72,7 @@ export const isRollout = (flags: RolloutFlags): boolean => {
     return false;
   }
   if (flags.waves !== undefined && flags.batch !== undefined) {
-    throw new FleetplanError(
-      "invalid_argument",
-      "give one of --waves and --batch, not both",
-    );
+    throw new FleetplanError("invalid_argument", "give one of --waves and --batch, not both");
   }
   if (flags["dry-run"] || flags.force) {
     throw new FleetplanError(
@@ -82,10 +81,7 @@ export const isRollout = (flags: RolloutFlags): boolean => {
     );
   }
   if (flags["gate-query"] !== undefined && flags.prometheus === undefined) {
-    throw new FleetplanError(
-      "invalid_argument",
-      "--gate-query needs --prometheus URL (where the gates are evaluated)",
-    );
+    throw new FleetplanError("invalid_argument", "--gate-query needs --prometheus URL (where the gates are evaluated)");
   }
   return true;
 };
@@ -94,26 +90,24 @@ export const isRollout = (flags: RolloutFlags): boolean => {
 const rolloutOptions = (flags: RolloutFlags, total: number): RolloutOptions => {
   const concurrency = Number(flags.concurrency ?? 256);
   if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new FleetplanError(
-      "invalid_argument",
-      `--concurrency: ${flags.concurrency} must be a positive integer`,
-    );
+    throw new FleetplanError("invalid_argument", `--concurrency: ${flags.concurrency} must be a positive integer`);
   }
   const maxFailures = flags["max-failures"] === undefined ? null : parseAmount("--max-failures", flags["max-failures"], 0);
   const gates = flags["gate-query"] ?? [];
   if (gates.some((g) => g.trim() === "")) {
-    throw new FleetplanError(
-      "invalid_argument",
-      "--gate-query: empty query; give PromQL such as 'sum(up{job=\"web\"}) > 0'",
-    );
+    throw new FleetplanError("invalid_argument", "--gate-query: empty query; give PromQL such as 'sum(up{job=\"web\"}) > 0'");
   }
   return {
     waveTimeoutMs: parseDuration(flags["wave-timeout"] ?? flags.timeout ?? "10m", flags["wave-timeout"] ? "--wave-timeout" : "--timeout"),
     expiresInMs: parseDuration(flags.expires ?? "24h", "--expires"),
-    maxFailures, budgetLimit: budgetLimit(maxFailures, total), gates,
+    maxFailures,
+    budgetLimit: budgetLimit(maxFailures, total),
+    gates,
     prometheus: flags.prometheus ?? null,
     maxAgeMs: parseDuration(flags["max-age"] ?? "30m", "--max-age"),
-    revertOnFailure: !!flags["revert-on-failure"], viaSsh: flags.via === "ssh", concurrency,
+    revertOnFailure: !!flags["revert-on-failure"],
+    viaSsh: flags.via === "ssh",
+    concurrency,
   };
 };
 
@@ -123,14 +117,18 @@ export const rolloutsOf = (db: CoordinatorDb, signers: AdminKeyPair[] = []): Rol
   openRolloutDb(db.sqlite, signers[0] ? planVault(signers[0]) : null);
 
 const describeRollout = (r: Rollout): string =>
-  r.state === "completed" ? `rollout ${r.id} completed: ${r.ends.length} wave(s)`
+  r.state === "completed"
+    ? `rollout ${r.id} completed: ${r.ends.length} wave(s)`
     : `rollout ${r.id} ${r.state} at wave ${Math.min(r.wave + 1, r.ends.length)}/${r.ends.length}${r.reason ? `: ${r.reason}` : ""}`;
 
 /** Print the run's events: one JSON object per line, or wave lines and a progress display per wave. */
 const createOutput = (json: boolean, io: CliIo) => {
   let progress: ReturnType<typeof createProgress> | null = null;
   return (e: RolloutEvent | PushEvent): void => {
-    if (json) return io.stdout(`${JSON.stringify(e)}\n`);
+    if (json) {
+      io.stdout(`${JSON.stringify(e)}\n`);
+      return;
+    }
     if (e.event === "wave") {
       const budget = e.budget ? `, ${e.budget.used} failed (budget ${e.budget.limit})` : "";
       if (e.state !== "started") {
@@ -140,22 +138,36 @@ const createOutput = (json: boolean, io: CliIo) => {
       const hosts = `${e.hosts.slice(0, 8).join(",")}${e.hosts.length > 8 ? ",…" : ""}`;
       const label = `wave ${e.wave}/${e.waves}`;
       io.stderr(`${label} ${e.state}: ${e.hosts.length} host(s) ${hosts}${budget}${e.reason ? ` — ${e.reason}` : ""}\n`);
-      if (e.state === "started") progress = createProgress(io, e.hosts.length, process.stderr.isTTY === true, Date.now(), label);
+      if (e.state === "started") progress = createProgress(io, e.hosts.length, ansiOn(process.stderr), Date.now(), label);
     } else if (e.event === "revert") {
-      const counts = e.counts ? `: ${Object.entries(e.counts).map(([k, v]) => `${v} ${k}`).join(", ")}` : "";
+      const counts = e.counts
+        ? `: ${Object.entries(e.counts)
+            .map(([k, v]) => `${v} ${k}`)
+            .join(", ")}`
+        : "";
       const none = e.no_previous?.length ? ` (no previous plan known for ${e.no_previous.join(", ")}: left as they are)` : "";
       io.stderr(`revert ${e.state}: ${e.hosts.length} host(s) back to their previous plan${counts}${none}\n`);
     } else progress?.onEvent(e);
   };
 };
 
-/** Run (or resume) rollout `id` with the store, keys and SSH of this coordinator; prints the result, returns the exit code. */
-const drive = async (
-  id: number, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo, flags: Pick<RolloutFlags, "ssh-config" | "remote-agent">,
+/**
+ * Run (or resume) rollout `id` with the store, keys and SSH of this coordinator; prints the result, returns the exit code.
+ * `sealed`: an approved staged rollout (cli/approve.ts) delivers these co-signed envelopes and needs no plans.
+ */
+export const drive = async (
+  id: number,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  logger: Logger,
+  io: CliIo,
+  flags: Pick<RolloutFlags, "ssh-config" | "remote-agent">,
+  sealed?: PushRequest["sealed"],
+  action: (id: number, deps: RolloutDeps) => Promise<unknown> = runRollout,
 ): Promise<number> => {
   await sodiumReady();
   const signers = config.adminKeys.map(loadAdminKey);
-  const rollouts = rolloutsOf(db, signers);
+  const rollouts = sealed ? { ...rolloutsOf(db), plans: () => new Map<string, LoadedPlan>() } : rolloutsOf(db, signers);
   const options = rollouts.get(id).options;
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
@@ -164,26 +176,48 @@ const drive = async (
   const onSigint = () => interrupt.abort();
   process.once("SIGINT", onSigint);
   const converged = async (servers: ServerRow[]) => {
-    const rows = await fleetStatus(db, servers, { maxAgeMs: options.maxAgeMs, ...(options.prometheus && { prometheus: options.prometheus }) });
+    const rows = await fleetStatus(db, servers, {
+      maxAgeMs: options.maxAgeMs,
+      ...(options.prometheus && { prometheus: options.prometheus }),
+    });
     return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
   };
   try {
-    const result = await runRollout(id, {
-      db, rollouts, emit, converged, now: Date.now, waitInterrupt: () => interrupt.signal,
+    await action(id, {
+      db,
+      rollouts,
+      emit,
+      converged,
+      now: Date.now,
+      waitInterrupt: () => interrupt.signal,
       gate: (query) => evaluateGate(options.prometheus!, query),
       push: async (req) => {
-        const summary = await push(req, {
-          db, signers, emit, logger, storeName: describeStore(config.store), now: () => new Date(), operator: userInfo().username, store: openOnce, converged,
+        const summary = await push(sealed ? { ...req, sealed } : req, {
+          db,
+          signers,
+          emit,
+          logger,
+          storeName: describeStore(config.store),
+          now: () => new Date(),
+          operator: userInfo().username,
+          store: openOnce,
+          converged,
           deliverSsh: createSshDelivery({
-            logger, ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }), ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
+            logger,
+            ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
+            ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
           }),
         });
-        const known = summary.targets.filter((t) => t.id !== null).map((t) => ({ host: t.host, planHash: t.plan_hash, plan: req.plans.get(t.host)! }));
-        rollouts.rememberPlans(known, Date.now());
+        const known = summary.targets
+          .filter((t) => t.id !== null)
+          .map((t) => ({ host: t.host, planHash: t.plan_hash, plan: req.plans.get(t.host)! }));
+        if (!sealed) rollouts.rememberPlans(known, Date.now());
         return summary;
       },
     });
+    const result = rollouts.get(id);
     printRollout(result, rollouts, config.json, io);
+    if (action === revertRollout) return result.revert?.ok ? 0 : ExitCode.Failed;
     return result.state === "completed" ? 0 : PAUSED;
   } finally {
     process.removeListener("SIGINT", onSigint);
@@ -194,31 +228,69 @@ const drive = async (
 /** Print a rollout's record and per-host outcomes (`rollout show`, and at the end of a run). */
 const printRollout = (r: Rollout, rollouts: RolloutDb, json: boolean, io: CliIo): void => {
   const targets = rollouts.targets(r.id);
-  if (json) return io.stdout(`${JSON.stringify({ event: "rollout", ...r, targets })}\n`);
+  if (json) {
+    io.stdout(`${JSON.stringify({ event: "rollout", ...r, targets })}\n`);
+    return;
+  }
   const waveOf = (position: number) => r.ends.findIndex((end) => position < end) + 1;
-  io.stdout(formatTable(["wave", "host", "outcome", "id", "reason", "reverted to", "revert outcome"],
-    targets.map((t) => [waveOf(t.position), t.host, t.outcome, t.id, t.reason, t.revertId, t.revertOutcome])));
+  io.stdout(
+    formatTable(
+      ["wave", "host", "outcome", "id", "reason", "reverted to", "revert outcome"],
+      targets.map((t) => [waveOf(t.position), t.host, t.outcome, t.id, t.reason, t.revertId, t.revertOutcome]),
+    ),
+  );
   io.stdout(`${describeRollout(r)}\n`);
   if (r.state === "paused") io.stdout(`fix the cause, then \`fleetplan rollout resume ${r.id}\`, or \`fleetplan rollout abort ${r.id}\`\n`);
   if (r.revert) {
-    const counts = Object.entries(r.revert.counts).map(([k, v]) => `${v} ${k}`).join(", ") || null;
-    io.stdout(`reverted ${r.revert.hosts.length} host(s)${outcomeDetail({ reason: r.revert.ok ? null : "revert incomplete", message: counts })}\n`);
+    const counts =
+      Object.entries(r.revert.counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(", ") || null;
+    io.stdout(
+      `reverted ${r.revert.hosts.length} host(s)${outcomeDetail({ reason: r.revert.ok ? null : "revert incomplete", message: counts })}\n`,
+    );
   }
 };
 
 /** `push --waves|--batch`: record the rollout (targets in order, waves, plans, what each host had before), then run it. */
 export const startRollout = async (
-  flags: RolloutFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo, targets: ServerRow[], plans: Map<string, LoadedPlan>,
+  flags: RolloutFlags,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  logger: Logger,
+  io: CliIo,
+  targets: ServerRow[],
+  plans: Map<string, LoadedPlan>,
+): Promise<number> => drive(await createRollout(flags, config, db, io, targets, plans), config, db, logger, io, flags);
+
+/** Record a rollout and return its id: run at once by startRollout, or once approved for `push --waves --stage`. */
+export const createRollout = async (
+  flags: RolloutFlags,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  io: CliIo,
+  targets: ServerRow[],
+  plans: Map<string, LoadedPlan>,
 ): Promise<number> => {
-  const order = orderTargets(targets.map((t) => t.host), flags.canary?.split(",").map((c) => c.trim()).filter(Boolean));
-  const ends = flags.waves !== undefined
-    ? waveEnds(parseWaves(flags.waves), order.length)
-    : batchEnds(parseAmount("--batch", flags.batch!), order.length);
+  const order = orderTargets(
+    targets.map((t) => t.host),
+    flags.canary
+      ?.split(",")
+      .map((c) => c.trim())
+      .filter(Boolean),
+  );
+  const ends =
+    flags.waves !== undefined
+      ? waveEnds(parseWaves(flags.waves), order.length)
+      : batchEnds(parseAmount("--batch", flags.batch!), order.length);
   const options = rolloutOptions(flags, order.length);
   const expected = db.expected();
   await sodiumReady();
   const id = rolloutsOf(db, config.adminKeys.map(loadAdminKey)).create({
-    operator: userInfo().username, at: Date.now(), ends, options,
+    operator: userInfo().username,
+    at: Date.now(),
+    ends,
+    options,
     targets: order.map((host) => {
       const before = expected.get(host);
       return { host, plan: plans.get(host)!, prevId: before?.id ?? null, prevHash: before?.planHash ?? null };
@@ -226,12 +298,17 @@ export const startRollout = async (
   });
   const sizes = ends.map((e, i) => e - (ends[i - 1] ?? 0)).join(", ");
   if (!config.json) io.stderr(`rollout ${id}: ${order.length} target(s) in ${ends.length} wave(s) of ${sizes}\n`);
-  return drive(id, config, db, logger, io, flags);
+  return id;
 };
 
 /** `rollout list|show ID|resume ID|abort ID`. */
 export const rolloutCommand = async (
-  args: string[], flags: RolloutFlags, config: CoordinatorConfig, db: CoordinatorDb, logger: Logger, io: CliIo,
+  args: string[],
+  flags: RolloutFlags,
+  config: CoordinatorConfig,
+  db: CoordinatorDb,
+  logger: Logger,
+  io: CliIo,
 ): Promise<number> => {
   const [sub, arg] = args;
   const rollouts = rolloutsOf(db);
@@ -248,9 +325,21 @@ export const rolloutCommand = async (
     case "list": {
       const rows = rollouts.list();
       if (config.json) io.stdout(`${JSON.stringify(rows)}\n`);
-      else io.stdout(formatTable(["id", "state", "wave", "targets", "started", "operator", "reason"], rows.map((r) => [
-        r.id, r.state, `${Math.min(r.wave + 1, r.ends.length)}/${r.ends.length}`, r.ends.at(-1) ?? 0, new Date(r.createdAt).toISOString(), r.operator, r.reason,
-      ])));
+      else
+        io.stdout(
+          formatTable(
+            ["id", "state", "wave", "targets", "started", "operator", "reason"],
+            rows.map((r) => [
+              r.id,
+              r.state,
+              `${Math.min(r.wave + 1, r.ends.length)}/${r.ends.length}`,
+              r.ends.at(-1) ?? 0,
+              new Date(r.createdAt).toISOString(),
+              r.operator,
+              r.reason,
+            ]),
+          ),
+        );
       return 0;
     }
     case "show":
@@ -261,13 +350,20 @@ export const rolloutCommand = async (
     case "abort": {
       const r = rollouts.get(idOf());
       if (r.state !== "running" && r.state !== "paused") {
-        throw new FleetplanError(
-          "conflict",
-          `rollout ${r.id} is ${r.state}; only a running or paused rollout can be aborted`,
-        );
+        throw new FleetplanError("conflict", `rollout ${r.id} is ${r.state}; only a running or paused rollout can be aborted`);
       }
       rollouts.setState(r.id, "aborted", r.wave, r.reason ?? "aborted by the operator", Date.now());
-      io.stdout(config.json ? `${JSON.stringify({ ok: true, rollout: r.id, state: "aborted" })}\n` : `rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; hosts keep what they have\n`);
+      // A rollout that reverts on failure reverts when aborted too (a paused one already did), unless --no-revert.
+      if (r.options.revertOnFailure && r.revert === null && !flags["no-revert"]) {
+        if (!config.json)
+          io.stderr(`rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; reverting (--no-revert keeps what hosts have)\n`);
+        return drive(r.id, config, db, logger, io, flags, undefined, revertRollout);
+      }
+      io.stdout(
+        config.json
+          ? `${JSON.stringify({ ok: true, rollout: r.id, state: "aborted" })}\n`
+          : `rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; hosts keep what they have\n`,
+      );
       return 0;
     }
     default:

@@ -1,4 +1,4 @@
-import { formatTable } from "../../shared/cli.ts";
+import { compareHosts, formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { withTimeout } from "../../shared/retry.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
@@ -9,6 +9,7 @@ import type { Reported } from "../metrics-parse.ts";
 import { observe } from "../observe.ts";
 import type { ObserveOptions } from "../observe.ts";
 import { expectedTextfile } from "../prometheus-files.ts";
+import { recordLateOutcomes } from "../late-outcomes.ts";
 import { createConsulStore } from "../store/consul-store.ts";
 import { createNatsStore } from "../store/nats-store.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
@@ -50,7 +51,10 @@ export const STORE_READ_MS = 2000;
  */
 export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): Promise<StatusRecord[]> => {
   const bounded = { ...config, timeoutMs: Math.min(config.timeoutMs, STORE_READ_MS) };
-  const store = bounded.kind === "consul" ? createConsulStore(bounded, { logger, attempts: 1 }) : await createNatsStore(bounded, { logger, attempts: 1 });
+  const store =
+    bounded.kind === "consul"
+      ? createConsulStore(bounded, { logger, attempts: 1 })
+      : await createNatsStore(bounded, { logger, attempts: 1 });
   try {
     return await store.statuses();
   } finally {
@@ -61,7 +65,10 @@ export const storeStatuses = (config: StoreConfig, logger: Logger) => async (): 
 const readStatuses = async (read: StatusOptions["statuses"]): Promise<{ records: StatusRecord[]; error: string | null }> => {
   if (read === undefined) return { records: [], error: null };
   try {
-    return { records: await withTimeout(read(), STORE_READ_MS, () => new Error(`no answer within ${STORE_READ_MS / 1000} s`)), error: null };
+    return {
+      records: await withTimeout(read(), STORE_READ_MS, () => new Error(`no answer within ${STORE_READ_MS / 1000} s`)),
+      error: null,
+    };
   } catch (error) {
     return { records: [], error: `store status not read: ${(error as Error).message}` };
   }
@@ -83,7 +90,8 @@ const verifiedStatuses = (servers: ServerRow[], records: StatusRecord[]) => {
 
 /** Metrics served for another agent (a metrics URL copied from another server) are no data for this one. */
 const foreignMetrics = (s: ServerRow, r: Reported, where: string): string | null =>
-  r.host === s.host && r.nodeKeyId === s.nodeKeyId ? null
+  r.host === s.host && r.nodeKeyId === s.nodeKeyId
+    ? null
     : `metrics at ${where} belong to ${r.host ?? "?"}/${r.nodeKeyId ?? "?"}, not ${s.host}/${s.nodeKeyId}`;
 
 /** One row per server: expected (our database) against reported (metrics, store status), and a verdict. */
@@ -94,10 +102,12 @@ export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts:
   const expected = db.expected();
   const [{ reported, errors }, store] = await Promise.all([observe(servers, opts), readStatuses(opts.statuses)]);
   const statuses = verifiedStatuses(servers, store.records);
+  // A host that timed out in an earlier push --wait and has reported since: its history gets the outcome.
+  recordLateOutcomes(db, statuses.valid, now);
   return servers.map((s) => {
     const exp = expected.get(s.host) ?? null;
     const seen = reported.get(s.host) ?? null;
-    const where = opts.prometheus ? `Prometheus ${opts.prometheus}` : s.metricsUrl ?? "?";
+    const where = opts.prometheus ? `Prometheus ${opts.prometheus}` : (s.metricsUrl ?? "?");
     const foreign = seen === null ? null : foreignMetrics(s, seen, where);
     const rep = foreign === null ? seen : null;
     // Only a record signed by this host's identity key may prove a failure: a refused one changes nothing.
@@ -110,7 +120,8 @@ export const fleetStatus = async (db: CoordinatorDb, servers: ServerRow[], opts:
       reported_id: rep?.appliedId ?? null,
       expected_hash: exp?.planHash ?? null,
       reported_hash: rep?.planHash ?? null,
-      last_result: rep?.lastRunSuccess === null || rep === null ? null : rep.running ? "running" : rep.lastRunSuccess === 1 ? "succeeded" : "failed",
+      last_result:
+        rep?.lastRunSuccess === null || rep === null ? null : rep.running ? "running" : rep.lastRunSuccess === 1 ? "succeeded" : "failed",
       boot_time: rep?.bootTime ?? null,
       applied_boot_time: rep?.appliedBootTime ?? null,
       scrape_age_s: rep ? Math.max(0, Math.round((now - rep.scrapedAt) / 1000)) : null,
@@ -133,17 +144,61 @@ export const writeExpectedTextfile = (db: CoordinatorDb, path: string, io: CliIo
   writeForPrometheus(file, expectedTextfile(expected), io);
 };
 
-/** Print rows as JSON (array) or a table with a verdict summary line. */
-export const printStatus = (rows: StatusRow[], json: boolean, io: CliIo): void => {
+/** The width `status` keeps to without --wide: a 120-column terminal. */
+export const STATUS_COLUMNS = 120;
+
+/** `3d ago`, `5h ago`, `12m ago`: a boot time (unix seconds) at a glance; the ISO time is in --wide and --json. */
+export const bootAge = (bootSeconds: number | null, now: number): string | null => {
+  if (bootSeconds === null) return null;
+  const s = Math.max(0, Math.round(now / 1000 - bootSeconds));
+  return s >= 86_400 ? `${Math.floor(s / 86_400)}d ago` : s >= 3600 ? `${Math.floor(s / 3600)}h ago` : `${Math.floor(s / 60)}m ago`;
+};
+
+const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString().replace(/\.000Z$/, "Z"));
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`);
+
+/** The table of rows (in print order): everything with `wide`, else the columns that matter, host and why clipped to 120 columns. */
+export const statusTable = (sorted: StatusRow[], wide: boolean, now: number): string => {
+  const short = (h: string | null) => (h ? h.slice(0, 12) : null);
+  if (wide) {
+    return formatTable(
+      ["host", "verdict", "expected", "reported", "exp hash", "rep hash", "last run", "booted", "applied in boot", "age s", "why"],
+      sorted.map((r) => [
+        r.host,
+        r.verdict,
+        r.expected_id,
+        r.reported_id,
+        short(r.expected_hash),
+        short(r.reported_hash),
+        r.last_result,
+        iso(r.boot_time),
+        iso(r.applied_boot_time),
+        r.scrape_age_s,
+        r.error ?? r.why,
+      ]),
+    );
+  }
+  // The ids are in why ("applied id N", "agent at N"); --wide and --json have them apart.
+  const cells = sorted.map((r) => [clip(r.host, 32), r.verdict, r.last_result, r.scrape_age_s, bootAge(r.boot_time, now)]);
+  const head = ["host", "verdict", "last run", "age s", "booted"];
+  const used = formatTable(head, cells)
+    .split("\n")
+    .reduce((w, line) => Math.max(w, line.length), 0);
+  const room = Math.max(12, STATUS_COLUMNS - used - 2);
+  return formatTable(
+    [...head, "why"],
+    cells.map((c, i) => [...c, clip(sorted[i]!.error ?? sorted[i]!.why, room)]),
+  );
+};
+
+/** Print rows, hosts in natural order, as JSON (array) or a table (120 columns; everything with `wide`) and a summary line. */
+export const printStatus = (unsorted: StatusRow[], json: boolean, io: CliIo, wide = false, now = Date.now()): void => {
+  const rows = [...unsorted].sort((a, b) => compareHosts(a.host, b.host));
   if (json) {
     io.stdout(`${JSON.stringify(rows)}\n`);
     return;
   }
-  const short = (h: string | null) => (h ? h.slice(0, 12) : null);
-  io.stdout(formatTable(
-    ["host", "verdict", "expected", "reported", "exp hash", "rep hash", "last run", "age s", "why"],
-    rows.map((r) => [r.host, r.verdict, r.expected_id, r.reported_id, short(r.expected_hash), short(r.reported_hash), r.last_result, r.scrape_age_s, r.error ?? r.why]),
-  ));
+  io.stdout(statusTable(rows, wide, now));
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
   io.stdout(`${rows.length} servers: ${[...counts].map(([k, v]) => `${v} ${k}`).join(", ")}\n`);

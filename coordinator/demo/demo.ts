@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
+import { ansiOn } from "../../shared/cli.ts";
 import { AGENT_BIN, CLI_BIN, createProcessGroup, freePort, waitListening } from "./fleet.ts";
 
 const run = promisify(execFile);
 const HOSTS = ["web-1", "web-2", "web-3", "db-1", "cache-1"];
 // Bold only on a terminal: a log file or pipe gets plain text, no escape codes.
-const say = (text: string) =>
-  process.stdout.write(process.stdout.isTTY ? `\n\x1b[1m== ${text}\x1b[0m\n` : `\n== ${text}\n`);
+const say = (text: string) => process.stdout.write(ansiOn(process.stdout) ? `\n\x1b[1m== ${text}\x1b[0m\n` : `\n== ${text}\n`);
 const note = (text: string) => process.stdout.write(`   ${text}\n`);
 
 const planFor = (root: string, motd: string) => ({
@@ -55,7 +55,11 @@ export const runDemo = async (): Promise<number> => {
     say("1. A local NATS JetStream server (the plan store)");
     const natsPort = await freePort();
     mkdirSync(join(dir, "nats"));
-    procs.spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(natsPort), "-sd", join(dir, "nats")], join(dir, "nats", "server.log"));
+    procs.spawn(
+      "nats-server",
+      ["-js", "-a", "127.0.0.1", "-p", String(natsPort), "-sd", join(dir, "nats")],
+      join(dir, "nats", "server.log"),
+    );
     await waitListening(natsPort, 10_000, "nats-server");
     const store = `nats://127.0.0.1:${natsPort}`;
     env.FLEETPLAN_STORE = store;
@@ -75,12 +79,20 @@ export const runDemo = async (): Promise<number> => {
       const port = await freePort();
       metrics.set(host, port);
       const config = {
-        hostname: host, store, nodeKey: join(home, "keys", "node.key"), trust: join(dir, "trust"),
-        stateDir: join(home, "state"), logDir: join(home, "log"), metricsListen: `127.0.0.1:${port}`, fileRoots: [join(home, "root")],
+        hostname: host,
+        store,
+        nodeKey: join(home, "keys", "node.key"),
+        trust: join(dir, "trust"),
+        stateDir: join(home, "state"),
+        logDir: join(home, "log"),
+        metricsListen: `127.0.0.1:${port}`,
+        fileRoots: [join(home, "root")],
       };
       writeFileSync(join(home, "agent.json"), JSON.stringify(config, null, 2));
       procs.spawn("node", [AGENT_BIN, "run", "--config", join(home, "agent.json")], join(home, "agent.log"));
-      await cli(["server", "add", host, "--node-key", join(home, "keys", "node.pub"), "--metrics", `http://127.0.0.1:${port}/metrics`], { show: false });
+      await cli(["server", "add", host, "--node-key", join(home, "keys", "node.pub"), "--metrics", `http://127.0.0.1:${port}/metrics`], {
+        show: false,
+      });
     }
     await Promise.all([...metrics].map(([host, port]) => waitListening(port, 20_000, `agent ${host}`)));
     await cli(["server", "list"]);
@@ -88,7 +100,11 @@ export const runDemo = async (): Promise<number> => {
     say("4. Push one plan per server and watch them converge (push --wait)");
     const plans = join(dir, "plans");
     mkdirSync(plans);
-    for (const host of HOSTS) writeFileSync(join(plans, `${host}.json`), JSON.stringify(planFor(join(dir, "hosts", host, "root"), `${host}: managed by fleetplan\n`), null, 2));
+    for (const host of HOSTS)
+      writeFileSync(
+        join(plans, `${host}.json`),
+        JSON.stringify(planFor(join(dir, "hosts", host, "root"), `${host}: managed by fleetplan\n`), null, 2),
+      );
     await cli(["push", "--plans", plans, "--all", "--wait", "--timeout", "60s"]);
 
     say("5. Status, from each agent's Prometheus metrics");
@@ -99,7 +115,10 @@ export const runDemo = async (): Promise<number> => {
     const oldDb = (await kv.get("db-1"))!.value;
 
     say("6. Change db-1's plan and push again: four skipped (already converged), one applied");
-    writeFileSync(join(plans, "db-1.json"), JSON.stringify(planFor(join(dir, "hosts", "db-1", "root"), "db-1: now with tuned settings\n"), null, 2));
+    writeFileSync(
+      join(plans, "db-1.json"),
+      JSON.stringify(planFor(join(dir, "hosts", "db-1", "root"), "db-1: now with tuned settings\n"), null, 2),
+    );
     await cli(["push", "--plans", plans, "--all", "--wait", "--timeout", "60s"]);
 
     say("7. Attacks by someone who can write to the store (but has no admin key)");
@@ -114,9 +133,18 @@ export const runDemo = async (): Promise<number> => {
     note("web-2: redelivered its current envelope (as after a reconnect)");
     await nc.close();
     await new Promise((r) => setTimeout(r, 1500));
-    for (const [host, port] of [["web-1", metrics.get("web-1")!], ["db-1", metrics.get("db-1")!], ["web-2", metrics.get("web-2")!]] as const) {
+    for (const [host, port] of [
+      ["web-1", metrics.get("web-1")!],
+      ["db-1", metrics.get("db-1")!],
+      ["web-2", metrics.get("web-2")!],
+    ] as const) {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const counted = (name: string) => text.split("\n").filter((l) => l.startsWith(`fleetplan_agent_${name}_total{`) && !l.endsWith(" 0")).map((l) => l.replace(/^.*result="([a-z_]+)"\} /, "$1 ")).join(", ");
+      const counted = (name: string) =>
+        text
+          .split("\n")
+          .filter((l) => l.startsWith(`fleetplan_agent_${name}_total{`) && !l.endsWith(" 0"))
+          .map((l) => l.replace(/^.*result="([a-z_]+)"\} /, "$1 "))
+          .join(", ");
       note(`${host}: envelopes ${counted("envelopes")} · runs ${counted("runs")}`);
     }
     note("bad_signature and stale are refused before anything is decrypted; duplicate is benign. Nothing ran:");

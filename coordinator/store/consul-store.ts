@@ -8,9 +8,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { type ConsulOptions, createConsulClient, exchange, watchKv } from "../../shared/consul-client.ts";
 import { consulTransport } from "../../shared/consul-transport.ts";
-import {
-  type KvEntry, kvGetRequest, kvPutRequest, parseKvCasWrite, parseKvRead,
-} from "../../shared/consul-kv.ts";
+import { type KvEntry, kvGetRequest, kvPutRequest, parseKvCasWrite, parseKvRead } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { CONSUL_PREFIX, PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
 import type { PlanStore, PutResult, StatusRecord, StoreConfig } from "../../shared/types.ts";
@@ -22,12 +20,18 @@ import type { PlanStore, PutResult, StatusRecord, StoreConfig } from "../../shar
  * key whose ModifyIndex changed, until its signal or close() aborts it.
  */
 export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {}): PlanStore => {
-  const transport = consulTransport(config, { http, https, readFile: readFileSync, readPrivateFile: (path) => readPrivateBytes(path, "TLS key") });
+  const transport = consulTransport(config, {
+    http,
+    https,
+    readFile: readFileSync,
+    readPrivateFile: (path) => readPrivateBytes(path, "TLS key"),
+  });
   const { client, close: abort } = createConsulClient(config, opts, transport.send);
   const { tuning } = client;
   const watches = new Set<Promise<void>>();
 
-  const read = (key: string, recurse = false) => exchange(client, kvGetRequest(config, key, { recurse, consistent: !recurse }), parseKvRead);
+  const read = (key: string, recurse = false) =>
+    exchange(client, kvGetRequest(config, key, { recurse, consistent: !recurse }), parseKvRead);
 
   // Compare-and-set (?cas=) against the value read: a write in between makes Consul answer
   // false, and the value is read and judged again.
@@ -41,7 +45,10 @@ export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {})
       if (!(await exchange(client, request, parseKvCasWrite))) continue;
       const entry = (await read(key)).entries.find((e) => e.key === key);
       if (!entry || Buffer.compare(entry.value, envelope) !== 0) {
-        throw new FleetplanError("conflict", `consul: ${key} changed again before its revision could be read (another coordinator publishing?)`);
+        throw new FleetplanError(
+          "conflict",
+          `consul: ${key} changed again before its revision could be read (another coordinator publishing?)`,
+        );
       }
       return { revision: entry.modifyIndex };
     }
@@ -82,5 +89,11 @@ export const createConsulStore = (config: StoreConfig, opts: ConsulOptions = {})
     transport.destroy();
   };
 
-  return { kind: "consul", put, revision, statuses, watchStatuses, close };
+  // Consul keeps only the latest output record of a host.
+  const outputs = async (host: string): Promise<Uint8Array[]> => {
+    const key = CONSUL_PREFIX.logs + host;
+    return (await read(key)).entries.filter((e) => e.key === key).map((e) => e.value);
+  };
+
+  return { kind: "consul", put, revision, statuses, watchStatuses, outputs, close };
 };

@@ -1,8 +1,18 @@
 import {
-  Algorithms, createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed,
+  Algorithms,
+  createAccount,
+  createOperator,
+  createUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+  fromSeed,
 } from "@nats-io/jwt";
 import type { Account, ClaimsData, KeyPair, User } from "@nats-io/jwt";
-import { defaultInboxPrefix, directGetSubject, kvStream, kvSubject, notifySubject } from "../../shared/store-layout.ts";
+import { ENROLL_BUCKET, ENROLL_INBOX_PREFIX } from "../../shared/enrollment.ts";
+import { defaultInboxPrefix, directGetSubject, kvStream, kvSubject, logsBucket, notifySubject } from "../../shared/store-layout.ts";
+import { freshKey, TRUST_KEYS } from "../../shared/trust-layout.ts";
 import type { StoreConfig } from "../../shared/types.ts";
 import { fastKeyPair } from "./nkey-signer.ts";
 
@@ -35,14 +45,36 @@ const CONNECTION_TYPES: User["allowed_connection_types"] = ["STANDARD", "WEBSOCK
 // -1 = unlimited. Limits left out of an account JWT mean 0: no connections, no subscriptions (and
 // nats.js then reports a connect timeout, not the server's error). JetStream is enabled by its storage.
 const ACCOUNT_LIMITS = {
-  subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1,
-  mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1,
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  conn: -1,
+  leaf: -1,
+  mem_storage: -1,
+  disk_storage: -1,
+  streams: -1,
+  consumer: -1,
 };
 
-/** A node reads its own plan (direct get), writes its own status, hears its own notices and replies: nothing more. */
+/** A node reads its own plan (direct get), writes its own status and sealed output, hears its own notices and replies: nothing more. */
 export const hostPermissions = (layout: StoreLayout, host: string): SubjectPermissions => ({
-  pub: [directGetSubject(layout.planBucket, host), kvSubject(layout.statusBucket, host)],
-  sub: [notifySubject(layout, host), `${defaultInboxPrefix(host)}.>`],
+  pub: [
+    directGetSubject(layout.planBucket, host),
+    kvSubject(layout.statusBucket, host),
+    kvSubject(logsBucket(layout), host),
+    // Trust documents (every version) and its own freshness record, beside the plans (shared/trust-layout.ts).
+    directGetSubject(layout.planBucket, TRUST_KEYS),
+    directGetSubject(layout.planBucket, freshKey(host)),
+  ],
+  sub: [
+    notifySubject(layout, host),
+    `${defaultInboxPrefix(host)}.>`,
+    notifySubject(layout, TRUST_KEYS),
+    notifySubject(layout, freshKey(host)),
+  ],
 });
 
 /** The JetStream API and key subjects of one KV bucket's stream (found by running Kvm create/open/get/update/watch). */
@@ -60,14 +92,31 @@ const bucketSubjects = (bucket: string): string[] => {
   ];
 };
 
-/** The coordinator owns the two fleetplan buckets and nothing else in the account. */
+/** The coordinator owns the fleetplan buckets (plans, status, enrollment) and nothing else in the account. */
 export const coordinatorPermissions = (layout: StoreLayout): SubjectPermissions => ({
-  pub: ["$JS.API.INFO", ...bucketSubjects(layout.planBucket), ...bucketSubjects(layout.statusBucket)],
+  pub: [
+    "$JS.API.INFO",
+    ...bucketSubjects(layout.planBucket),
+    ...bucketSubjects(layout.statusBucket),
+    ...bucketSubjects(logsBucket(layout)),
+    ...bucketSubjects(ENROLL_BUCKET),
+  ],
   sub: ["_INBOX.>"],
 });
 
+/**
+ * The shared bootstrap credential of not-yet-enrolled nodes: put an announcement into the enrollment
+ * bucket and hear the PubAck on the bootstrap reply prefix. No plan, status or JetStream API subject.
+ */
+export const bootstrapPermissions = (): SubjectPermissions => ({
+  pub: [kvSubject(ENROLL_BUCKET, ">")],
+  sub: [`${ENROLL_INBOX_PREFIX}.>`],
+});
+
 const fastAuthority = (authority: Authority): Authority => ({
-  operator: fastKeyPair(authority.operator, "O"), account: fastKeyPair(authority.account, "A"), system: fastKeyPair(authority.system, "A"),
+  operator: fastKeyPair(authority.operator, "O"),
+  account: fastKeyPair(authority.account, "A"),
+  system: fastKeyPair(authority.system, "A"),
 });
 
 /** Fresh operator, account and system keys for a new credentials directory. */
@@ -75,15 +124,18 @@ export const createAuthority = (): Authority =>
   fastAuthority({ operator: createOperator(), account: createAccount(), system: createAccount() });
 
 /** Keys back from their seeds (the DIR/keys/*.nk files). */
-export const authorityFromSeeds = (seeds: Record<keyof Authority, string>): Authority => fastAuthority({
-  operator: fromSeed(new TextEncoder().encode(seeds.operator)),
-  account: fromSeed(new TextEncoder().encode(seeds.account)),
-  system: fromSeed(new TextEncoder().encode(seeds.system)),
-});
+export const authorityFromSeeds = (seeds: Record<keyof Authority, string>): Authority =>
+  fastAuthority({
+    operator: fromSeed(new TextEncoder().encode(seeds.operator)),
+    account: fromSeed(new TextEncoder().encode(seeds.account)),
+    system: fromSeed(new TextEncoder().encode(seeds.system)),
+  });
 
 /** The user claims a credential carries: its subjects, and client connections only (plain or WebSocket; no leaf nodes). */
 export const userClaims = (perms: SubjectPermissions): Partial<User> => ({
-  pub: { allow: perms.pub }, sub: { allow: perms.sub }, allowed_connection_types: CONNECTION_TYPES,
+  pub: { allow: perms.pub },
+  sub: { allow: perms.sub },
+  allowed_connection_types: CONNECTION_TYPES,
 });
 
 /** A user's credentials file (JWT + seed) for `credsFile` / `--creds`; a new user key unless `seed` is given. */

@@ -4,15 +4,17 @@ import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, jetstreamManager, 
 import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { ENROLL_BUCKET, MAX_ENROLLMENT_BYTES } from "../../shared/enrollment.ts";
 import { FleetplanError } from "../../shared/errors.ts";
-import { kvStream, kvWildcard, notifyWildcard } from "../../shared/store-layout.ts";
+import { kvStream, kvWildcard, logsBucket, notifyWildcard } from "../../shared/store-layout.ts";
 import type { StoreConfig } from "../../shared/types.ts";
 
 /** Only coordinators hold consumers (status watches), so a small cap costs nothing and stops a consumer per agent. */
 export const MAX_CONSUMERS = 64;
 
 /** The settings `store init` owns on an existing bucket; everything else (history, replicas) is kept. */
-export type LayoutFields = Pick<StreamConfig, "allow_direct" | "max_consumers"> & Partial<Pick<StreamConfig, "republish">>;
+export type LayoutFields = Pick<StreamConfig, "allow_direct" | "max_consumers"> &
+  Partial<Pick<StreamConfig, "republish" | "max_msg_size" | "max_bytes" | "allow_rollup_hdrs">>;
 
 /** A stream configuration as JetStream takes it: a name and any settings. */
 export type StreamSettings = Partial<StreamConfig> & { name: string };
@@ -33,23 +35,51 @@ export interface BucketOutcome {
   drift: string[];
 }
 
-/** Both buckets' layouts (pure): the plan bucket republishes a headers-only notice of every put. */
+/** The buckets' layouts (pure): the plan bucket republishes a headers-only notice of every put. */
 export const storeLayout = (config: StoreConfig): BucketLayout[] => [
   {
-    bucket: config.planBucket, history: 5,
+    bucket: config.planBucket,
+    history: 5,
     fields: {
-      allow_direct: true, max_consumers: MAX_CONSUMERS,
+      allow_direct: true,
+      max_consumers: MAX_CONSUMERS,
       republish: { src: kvWildcard(config.planBucket), dest: notifyWildcard(config), headers_only: true },
     },
   },
   { bucket: config.statusBucket, history: 1, fields: { allow_direct: true, max_consumers: MAX_CONSUMERS } },
+  // Sealed output of failed runs: the last 5 per host, so `fleetplan logs HOST --id N` can reach back a little.
+  { bucket: logsBucket(config), history: 5, fields: { allow_direct: true, max_consumers: MAX_CONSUMERS } },
 ];
+
+/**
+ * The enrollment bucket (`store init` only: push never needs it). Anyone holding the bootstrap
+ * credential may put there, so values are capped, the bucket is capped, and rollup headers are
+ * off (a `Nats-Rollup: all` put would otherwise purge every announcement).
+ */
+export const enrollLayout = (): BucketLayout => ({
+  bucket: ENROLL_BUCKET,
+  history: 1,
+  fields: {
+    allow_direct: true,
+    max_consumers: MAX_CONSUMERS,
+    max_msg_size: 2 * MAX_ENROLLMENT_BYTES,
+    max_bytes: 64 * 1024 * 1024,
+    allow_rollup_hdrs: false,
+  },
+});
 
 /** The full stream of a new bucket: what nats.js's Kvm.create writes, plus the layout fields (pure). */
 export const bucketStreamConfig = (layout: BucketLayout, replicas: number): StreamSettings => ({
-  name: kvStream(layout.bucket), subjects: [kvWildcard(layout.bucket)], retention: RetentionPolicy.Limits,
-  max_msgs_per_subject: layout.history, max_msg_size: -1, discard: DiscardPolicy.New, storage: StorageType.File,
-  num_replicas: replicas, allow_rollup_hdrs: true, ...layout.fields,
+  name: kvStream(layout.bucket),
+  subjects: [kvWildcard(layout.bucket)],
+  retention: RetentionPolicy.Limits,
+  max_msgs_per_subject: layout.history,
+  max_msg_size: -1,
+  discard: DiscardPolicy.New,
+  storage: StorageType.File,
+  num_replicas: replicas,
+  allow_rollup_hdrs: true,
+  ...layout.fields,
 });
 
 /** How an existing stream differs from the layout (pure); empty when it is current. */
@@ -62,15 +92,14 @@ export const layoutDrift = (current: Partial<StreamConfig>, fields: LayoutFields
   const want = fields.republish;
   const have = current.republish;
   if (want && (have?.src !== want.src || have?.dest !== want.dest || have?.headers_only !== true)) {
-    drift.push(have
-      ? `republishes ${have.src} to ${have.dest}, not headers of ${want.src} to ${want.dest}`
-      : `no republish to ${want.dest}`);
+    drift.push(
+      have ? `republishes ${have.src} to ${have.dest}, not headers of ${want.src} to ${want.dest}` : `no republish to ${want.dest}`,
+    );
   }
   return drift;
 };
 
-const isNotFound = (error: unknown): boolean =>
-  error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+const isNotFound = (error: unknown): boolean => error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
 
 const streamInfo = (jsm: JetStreamManager, name: string) =>
   jsm.streams.info(name).catch((error: unknown) => {
@@ -104,7 +133,7 @@ const recreate = async (nc: NatsConnection, jsm: JetStreamManager, config: Strea
 export const ensureStoreLayout = async (nc: NatsConnection, config: StoreConfig, opts: { update: boolean }): Promise<BucketOutcome[]> => {
   const jsm = await jetstreamManager(nc, { timeout: config.timeoutMs });
   const outcomes: BucketOutcome[] = [];
-  for (const layout of storeLayout(config)) {
+  for (const layout of opts.update ? [...storeLayout(config), enrollLayout()] : storeLayout(config)) {
     const stream = kvStream(layout.bucket);
     const info = await streamInfo(jsm, stream);
     if (!info) {
@@ -119,8 +148,11 @@ export const ensureStoreLayout = async (nc: NatsConnection, config: StoreConfig,
       continue;
     }
     if (!opts.update) {
-      throw new FleetplanError("store_layout_outdated", `bucket ${layout.bucket} has an outdated layout (${drift.join("; ")}): ` +
-        "agents cannot follow it; run `fleetplan store init` to update it");
+      throw new FleetplanError(
+        "store_layout_outdated",
+        `bucket ${layout.bucket} has an outdated layout (${drift.join("; ")}): ` +
+          "agents cannot follow it; run `fleetplan store init` to update it",
+      );
     }
     const wanted = { ...info.config, ...layout.fields };
     const action = await jsm.streams.update(stream, wanted).then(

@@ -1,6 +1,5 @@
-import { connect, Empty } from "@nats-io/transport-node";
+import { connect, Empty, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { FleetplanError } from "../../shared/errors.ts";
@@ -8,23 +7,47 @@ import type { Logger } from "../../shared/log.ts";
 import { natsConnectOptions } from "../../shared/nats-options.ts";
 import { withRetry, withTimeout } from "../../shared/retry.ts";
 import { PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
-import { directGetSubject } from "../../shared/store-layout.ts";
-import type { PlanStore, StatusRecord, StoreConfig } from "../../shared/types.ts";
+import { directGetSubject, kvSubject, logsBucket } from "../../shared/store-layout.ts";
+import type { PlanStore, PutResult, StatusRecord, StoreConfig } from "../../shared/types.ts";
 import { ensureStoreLayout } from "./nats-layout.ts";
 
-const isWrongLastSequence = (error: unknown): boolean =>
-  error instanceof JetStreamApiError &&
-  (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+// JetStream's answers to a put whose expected last sequence is not the key's (StreamWrongLastSequence[Unknown]).
+const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
+
+/** A PubAck's stored sequence, or null when the compare-and-set lost (the key is not at the expected revision). */
+export const judgePubAck = (data: Uint8Array, host: string): number | null => {
+  let ack: { seq?: unknown; error?: { description?: string; err_code?: number } };
+  try {
+    ack = JSON.parse(new TextDecoder().decode(data)) as typeof ack;
+  } catch {
+    throw new FleetplanError("store_rejected", `put ${host}: the reply is not a JetStream PubAck`);
+  }
+  if (ack.error && WRONG_LAST_SEQUENCE.has(ack.error.err_code ?? 0)) return null;
+  if (ack.error)
+    throw new FleetplanError("store_rejected", `put ${host}: ${ack.error.description ?? "refused"} (${ack.error.err_code ?? "?"})`);
+  if (typeof ack.seq !== "number") throw new FleetplanError("store_rejected", `put ${host}: the PubAck has no sequence`);
+  return ack.seq;
+};
 
 const unavailable = (config: StoreConfig, error: unknown) =>
   new FleetplanError("store_unavailable", `NATS at ${config.servers.join(",")}: ${(error as Error).message}`, { cause: error });
 
 /** Coordinator side of NATS JetStream KV: put envelopes, read and follow agent status. */
-export const createNatsStore = async (config: StoreConfig, opts: { logger: Logger; attempts?: number; putBudgetMs?: number }): Promise<PlanStore> => {
+export const createNatsStore = async (
+  config: StoreConfig,
+  opts: { logger: Logger; attempts?: number; putBudgetMs?: number },
+): Promise<PlanStore> => {
   const log = opts.logger;
-  const retry = { attempts: opts.attempts ?? 4, onRetry: (e: unknown, n: number, ms: number) => log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }) };
-  const nc: NatsConnection = await withRetry(() => connect(natsConnectOptions(config, { name: "fleetplan", forever: false })), retry)
-    .catch((e) => { throw unavailable(config, e); });
+  const retry = {
+    attempts: opts.attempts ?? 4,
+    onRetry: (e: unknown, n: number, ms: number) =>
+      log.warn("store_retry", { op: "connect", attempt: n, retry_ms: ms, error: (e as Error).message }),
+  };
+  const nc: NatsConnection = await withRetry(() => connect(natsConnectOptions(config, { name: "fleetplan", forever: false })), retry).catch(
+    (e) => {
+      throw unavailable(config, e);
+    },
+  );
   // Missing buckets are created with the full layout; an outdated one stops here (store_layout_outdated).
   const openBuckets = async (): Promise<[KV, KV]> => {
     await ensureStoreLayout(nc, config, { update: false });
@@ -37,6 +60,14 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
     throw e instanceof FleetplanError ? e : unavailable(config, e);
   });
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  // Revisions count per stream, and a recreated bucket starts them again: a remembered base counts only in this one.
+  const epoch = await plans.status().then(
+    (s) => `${config.planBucket}@${s.streamInfo.created}`,
+    async (e) => {
+      await nc.close();
+      throw unavailable(config, e);
+    },
+  );
 
   // The value a put judges. First a direct get: one request, and a missing key is a 404, not a JetStream API error
   // built per host. After a conflict, a get through the stream's leader, which a lagging follower cannot answer stale.
@@ -56,32 +87,58 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
     return { revision, live: op === "DEL" || op === "PURGE" ? null : reply.data };
   };
 
+  // A put on condition that the key is at `expected` (0: absent), as one plain request with JetStream's header:
+  // null when it is not. Lighter on the main thread than nats.js's kv.update, which builds errors for async stacks.
+  const casPut = async (host: string, envelope: Uint8Array, expected: number): Promise<number | null> => {
+    const h = headers();
+    h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
+    const reply = await nc.request(kvSubject(config.planBucket, host), envelope, { headers: h, timeout: config.timeoutMs });
+    return judgePubAck(reply.data, host);
+  };
+
   // Compare-and-set against the value read: a write that landed in between fails the put with
-  // "wrong last sequence", and the value is read and judged again. Many run at once (push.ts): requests are pipelined.
-  const putOnce = async (host: string, envelope: Uint8Array, keep: ((current: Uint8Array) => string | null) | undefined): Promise<number> => {
+  // "wrong last sequence", and the value is read and judged again. With a base (the revision our last put to this key
+  // left, remembered by the coordinator), first a put on it without any read: only a write since then by someone
+  // else, a lost answer or a recreated bucket makes it read. Many run at once (push.ts): requests are pipelined.
+  type Keep = ((current: Uint8Array) => string | null) | undefined;
+  const putOnce = async (host: string, envelope: Uint8Array, keep: Keep, base?: Required<PutResult>): Promise<number> => {
+    if (base?.epoch === epoch) {
+      const revision = await casPut(host, envelope, base.revision);
+      if (revision !== null) return revision;
+    }
     for (let round = 0; round < PUT_CAS_ROUNDS; round++) {
       const current = await readCurrent(host, round);
       // These very bytes (sealing is randomised): an earlier attempt landed and its answer was lost, e.g. to a leader change.
       if (current?.live && Buffer.from(current.live).equals(envelope)) return current.revision;
       const why = current?.live && keep ? keep(current.live) : null;
       if (why) throw new FleetplanError("superseded", `${host}: ${why}`);
-      try {
-        return current ? await plans.update(host, envelope, current.revision, config.timeoutMs) : await plans.create(host, envelope);
-      } catch (error) {
-        if (!isWrongLastSequence(error)) throw error;
-      }
+      const revision = await casPut(host, envelope, current?.revision ?? 0);
+      if (revision !== null) return revision;
     }
-    throw new FleetplanError("conflict", `${host}: its envelope changed under ${PUT_CAS_ROUNDS} puts in a row (other coordinators publishing?)`);
+    throw new FleetplanError(
+      "conflict",
+      `${host}: its envelope changed under ${PUT_CAS_ROUNDS} puts in a row (other coordinators publishing?)`,
+    );
   };
 
   // A put issued while the server is down hangs for the JetStream timeout and throws, even after
   // a reconnect (docs/dependencies.md): bound each attempt and retry with jittered backoff.
-  const put: PlanStore["put"] = async (host, envelope, keep) => {
+  // One attempt: a put on the base, a read and a put, and one more read and put after a conflict.
+  const attemptMs = 3 * config.timeoutMs + 1_000;
+  const put: PlanStore["put"] = async (host, envelope, keep, base) => {
     if (envelope.length > maxPayload - 4096) {
-      throw new FleetplanError("value_too_large", `envelope for ${host} is ${envelope.length} bytes; the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server.conf)`);
+      throw new FleetplanError(
+        "value_too_large",
+        `envelope for ${host} is ${envelope.length} bytes; the NATS server's max_payload is ${maxPayload} bytes (raise max_payload in nats-server.conf)`,
+      );
     }
     const revision = await withRetry(
-      () => withTimeout(putOnce(host, envelope, keep), 2 * config.timeoutMs + 1_000, () => new FleetplanError("store_timeout", `put ${host} timed out after ${2 * config.timeoutMs} ms`)),
+      () =>
+        withTimeout(
+          putOnce(host, envelope, keep, base),
+          attemptMs,
+          () => new FleetplanError("store_timeout", `put ${host} timed out after ${attemptMs} ms`),
+        ),
       // Retried for a time budget, not a count: a cluster electing a new leader refuses puts for seconds.
       {
         attempts: opts.attempts ?? Infinity,
@@ -89,8 +146,10 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
         isPermanent: (e) => e instanceof FleetplanError && e.reason === "superseded",
         onRetry: (e, n, ms) => log.warn("store_retry", { op: "put", host, attempt: n, retry_ms: ms, error: (e as Error).message }),
       },
-    ).catch((e) => { throw e instanceof FleetplanError ? e : unavailable(config, e); });
-    return { revision };
+    ).catch((e) => {
+      throw e instanceof FleetplanError ? e : unavailable(config, e);
+    });
+    return { revision, epoch };
   };
 
   const revision: PlanStore["revision"] = async (host) => (await plans.get(host))?.revision ?? null;
@@ -115,10 +174,14 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
   // reconnects, and a caller that starts the watch again after a longer store outage needs a live one.
   // Ends (returns) when that connection closes; throws store_unavailable when it cannot be opened.
   const watchStatuses: PlanStore["watchStatuses"] = async (onRecord, signal) => {
-    const conn = await connect(natsConnectOptions(config, { name: "fleetplan-watch", forever: false })).catch((e) => { throw unavailable(config, e); });
+    const conn = await connect(natsConnectOptions(config, { name: "fleetplan-watch", forever: false })).catch((e) => {
+      throw unavailable(config, e);
+    });
     try {
       const bucket = await new Kvm(conn).open(config.statusBucket, { timeout: config.timeoutMs });
-      const watcher = await bucket.watch({ include: KvWatchInclude.LastValue }).catch((e) => { throw unavailable(config, e); });
+      const watcher = await bucket.watch({ include: KvWatchInclude.LastValue }).catch((e) => {
+        throw unavailable(config, e);
+      });
       const stop = () => watcher.stop();
       signal.addEventListener("abort", stop, { once: true });
       if (signal.aborted) stop();
@@ -134,12 +197,22 @@ export const createNatsStore = async (config: StoreConfig, opts: { logger: Logge
     }
   };
 
+  // A host's sealed output records, newest first: the logs bucket keeps the last few per host.
+  const outputs: NonNullable<PlanStore["outputs"]> = async (host) => {
+    const bucket = await new Kvm(nc).open(logsBucket(config), { timeout: config.timeoutMs });
+    const found: Uint8Array[] = [];
+    const history = await bucket.history({ key: host });
+    for await (const e of history) if (e.operation === "PUT") found.unshift(e.value);
+    return found;
+  };
+
   return {
     kind: "nats",
     put,
     revision,
     statuses: readStatuses,
     watchStatuses,
+    outputs,
     close: async () => {
       await nc.drain().catch(() => nc.close());
     },

@@ -56,9 +56,19 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
     const env = file("10.fpe", sealFor(world, node, 10, appendMarker(node, "10")));
     const first = await agentCli(["apply", env, ...config]);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual({ ...json(first.stdout), duration_ms: 0, log_file: "" }, {
-      ok: true, host: "cli-1", id: 10, result: "succeeded", failed_step: null, duration_ms: 0, log_file: "", error: null,
-    });
+    assert.deepEqual(
+      { ...json(first.stdout), duration_ms: 0, log_file: "" },
+      {
+        ok: true,
+        host: "cli-1",
+        id: 10,
+        result: "succeeded",
+        failed_step: null,
+        duration_ms: 0,
+        log_file: "",
+        error: null,
+      },
+    );
     const again = await agentCli(["apply", env, ...config]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(json(again.stdout).ok, true);
@@ -68,7 +78,8 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
 
   test("apply - reads the envelope from stdin, with the same ledger", async () => {
     const plan: Plan = {
-      kind: "fleetplan/plan", v: 1,
+      kind: "fleetplan/plan",
+      v: 1,
       files: [{ path: join(node.root, "app.conf"), mode: 0o600, content: Buffer.from(fileContent).toString("base64") }],
       steps: [{ name: "mark", run: appendMarker(node, "11") }],
     };
@@ -104,19 +115,35 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
     const again = await agentCli(["apply", env, ...dupConfig, "--json"]);
     assert.equal(again.code, 1, again.stderr);
     const reply = json(again.stdout);
-    assert.deepEqual({ ...reply, message: "" }, {
-      ok: false, host: "cli-dup", id: 20, reason: "duplicate", result: "failed", message: "", failed_step: "script", error: 'step "script" failed: exit code 3',
-    });
+    assert.deepEqual(
+      { ...reply, message: "" },
+      {
+        ok: false,
+        host: "cli-dup",
+        id: 20,
+        reason: "duplicate",
+        result: "failed",
+        message: "",
+        failed_step: "script",
+        error: 'step "script" failed: exit code 3',
+      },
+    );
     const text = await agentCli(["apply", env, ...dupConfig]);
     assert.equal(text.code, 1);
-    assert.match(text.stdout, /^cli-dup: provisioning id 20 was already accepted and its run failed: step "script" failed: exit code 3 \(duplicate\)$/m);
+    assert.match(
+      text.stdout,
+      /^cli-dup: provisioning id 20 was already accepted and its run failed: step "script" failed: exit code 3 \(duplicate\)$/m,
+    );
     // The coordinator's SSH delivery reads that reply as a failure, not a success.
     assert.equal(interpretApply("cli-dup", again.code, again.stdout, again.stderr).outcome, "failed");
   });
 
   test("apply and inspect of a missing file: not_found naming the path (exit 2)", async () => {
     const missing = join(world.dir, "no-such.fpe");
-    for (const args of [["apply", missing, ...config], ["inspect", missing, "--json"]]) {
+    for (const args of [
+      ["apply", missing, ...config],
+      ["inspect", missing, "--json"],
+    ]) {
       const r = await agentCli(args);
       assert.equal(r.code, 2, r.stdout + r.stderr);
       assert.deepEqual({ ...json(r.stdout), message: "" }, { ok: false, reason: "not_found", message: "" });
@@ -134,7 +161,23 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
     assert.equal((s.last_run as { state: string }).state, "succeeded");
     const history = await agentCli(["history", ...config]);
     assert.equal(history.code, 0, history.stderr);
-    assert.deepEqual((JSON.parse(history.stdout) as { id: number; state: string }[]).map((r) => [r.id, r.state]), [[11, "succeeded"], [10, "succeeded"]]);
+    const runs = JSON.parse(history.stdout) as Record<string, unknown>[];
+    assert.deepEqual(
+      runs.map((r) => [r.id, r.state]),
+      [
+        [11, "succeeded"],
+        [10, "succeeded"],
+      ],
+    );
+    // snake_case with ISO 8601 times, like every other JSON output.
+    const keys = [...Object.keys(runs[0]!), ...Object.keys((runs[0]!.steps as Record<string, unknown>[])[0] ?? {})];
+    assert.deepEqual(
+      keys.filter((k) => /[A-Z]/.test(k)),
+      [],
+    );
+    for (const k of ["queued_at", "started_at", "finished_at", "boot_time"])
+      assert.match(String(runs[0]![k]), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k);
+    assert.equal(typeof runs[0]!.plan_hash, "string");
   });
 
   test("inspect shows header and signers; with --key it lists file paths but never their content", async () => {
@@ -151,8 +194,14 @@ describe("fleetplan-agent apply, status, history, inspect", () => {
     const opened = await agentCli(["inspect", envelope, "--trust", world.trustPath, "--key", node.nodeKeyPath, "--json"]);
     assert.equal(opened.code, 0, opened.stderr);
     const o = json(opened.stdout) as unknown as { plan: { files: { path: string; bytes: number }[]; steps: { name: string }[] } };
-    assert.deepEqual(o.plan.files.map((f) => [f.path, f.bytes]), [[join(node.root, "app.conf"), fileContent.length]]);
-    assert.deepEqual(o.plan.steps.map((st) => st.name), ["mark"]);
+    assert.deepEqual(
+      o.plan.files.map((f) => [f.path, f.bytes]),
+      [[join(node.root, "app.conf"), fileContent.length]],
+    );
+    assert.deepEqual(
+      o.plan.steps.map((st) => st.name),
+      ["mark"],
+    );
     for (const out of [opened.stdout, opened.stderr]) {
       assert.ok(!out.includes(fileContent) && !out.includes(Buffer.from(fileContent).toString("base64")), "file content shown");
     }

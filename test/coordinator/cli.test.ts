@@ -19,13 +19,16 @@ const node = writeNewKey(join(root, "node"), "node");
 const NO_STORE = "nats://127.0.0.1:1";
 
 /** `fleetplan ARGS` against the coordinator in `dir` (its own db and admin key), output captured. */
-const cli = (dir: string) => async (args: string[], extra: string[] = ["--db", join(dir, "fleetplan.db"), "--admin-key", join(dir, "admin.key")]) => {
-  let stdout = "";
-  let stderr = "";
-  const code = await main([...args, ...extra, "--store", NO_STORE], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  const json = args.includes("--json") && stdout.trim() !== "" ? (JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>) : null;
-  return { code, stdout, stderr, json };
-};
+const cli =
+  (dir: string) =>
+  async (args: string[], extra: string[] = ["--db", join(dir, "fleetplan.db"), "--admin-key", join(dir, "admin.key")]) => {
+    let stdout = "";
+    let stderr = "";
+    const code = await main([...args, ...extra, "--store", NO_STORE], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+    const json =
+      args.includes("--json") && stdout.trim() !== "" ? (JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<string, unknown>) : null;
+    return { code, stdout, stderr, json };
+  };
 
 /** Exit 2 with `reason`, its message matching `message`. */
 const refused = async (result: Promise<{ code: number; json: Record<string, unknown> | null }>, reason: string, message: RegExp) => {
@@ -40,7 +43,13 @@ describe("the database", () => {
     mkdirSync(dir);
     const run = cli(dir);
     const db = join(dir, "fleetplan.db");
-    for (const args of [["status"], ["history"], ["server", "list"], ["server", "add", "web-1", "--node-key", node.publicPath], ["push", "--plans", dir]]) {
+    for (const args of [
+      ["status"],
+      ["history"],
+      ["server", "list"],
+      ["server", "add", "web-1", "--node-key", node.publicPath],
+      ["push", "--plans", dir],
+    ]) {
       await refused(run([...args, "--json"]), "not_found", new RegExp(`^no database at ${db}; run \`fleetplan init\` \\(or pass --db\\)$`));
     }
     assert.equal(existsSync(db), false);
@@ -56,7 +65,11 @@ describe("the database", () => {
     await refused(cli(dir)(["status", "--json"], ["--db", dir]), "invalid_argument", /--db: .* is a directory/);
     await refused(cli(dir)(["init", "--json"], ["--db", dir]), "invalid_argument", /--db: .* is a directory/);
     await refused(cli(dir)(["history", "--json"], ["--db", notDb]), "invalid_argument", /--db: .*notes\.txt is not a fleetplan database/);
-    await refused(cli(dir)(["init", "--json"], ["--db", notDb, "--admin-key", join(dir, "admin.key")]), "invalid_argument", /not a fleetplan database/);
+    await refused(
+      cli(dir)(["init", "--json"], ["--db", notDb, "--admin-key", join(dir, "admin.key")]),
+      "invalid_argument",
+      /not a fleetplan database/,
+    );
     assert.equal(readFileSync(notDb, "utf8"), "my notes\n");
     assert.equal(statSync(notDb).mode & 0o777, 0o644);
   });
@@ -92,7 +105,11 @@ describe("trust", () => {
 
   for (const bad of ["x", "0", "1.5", "3", "-1", ""]) {
     it(`refuses --threshold ${JSON.stringify(bad)} with two keys`, async () => {
-      await refused(run(["trust", `--threshold=${bad}`, "--json"], both()), "invalid_argument", new RegExp(`^--threshold: ${bad.replace(".", "\\.")} must be an integer from 1 to 2$`));
+      await refused(
+        run(["trust", `--threshold=${bad}`, "--json"], both()),
+        "invalid_argument",
+        new RegExp(`^--threshold: ${bad.replace(".", "\\.")} must be an integer from 1 to 2$`),
+      );
     });
   }
 
@@ -128,22 +145,45 @@ describe("usage errors", () => {
 
   it("names a bad --limit, --prometheus, keygen --out or seal --out (exit 2)", async () => {
     await refused(run(["history", "--limit", "x", "--json"]), "invalid_argument", /^--limit: x must be a positive integer$/);
-    await refused(run(["status", "--prometheus", "not-a-url", "--json"]), "invalid_argument", /^--prometheus: "not-a-url" is not an http\(s\) URL$/);
+    await refused(
+      run(["status", "--prometheus", "not-a-url", "--json"]),
+      "invalid_argument",
+      /^--prometheus: "not-a-url" is not an http\(s\) URL$/,
+    );
     const file = join(dir, "a-file");
     writeFileSync(file, "x");
     await refused(run(["keygen", "admin", "--out", file, "--json"]), "conflict", /a-file exists and is not a directory/);
     const plan = join(dir, "p.sh");
     writeFileSync(plan, "true\n");
     const missing = join(dir, "missing-dir");
-    await refused(run(["seal", "--plan", plan, "--target", "web-1", "--node-key", node.publicPath, "--id", "5", "--out", join(missing, "x"), "--json"]),
-      "not_found", new RegExp(`^--out: directory ${missing} does not exist$`));
+    await refused(
+      run(["seal", "--plan", plan, "--target", "web-1", "--node-key", node.publicPath, "--id", "5", "--out", join(missing, "x"), "--json"]),
+      "not_found",
+      new RegExp(`^--out: directory ${missing} does not exist$`),
+    );
   });
 
   it("refuses a plan file that is neither .json nor .sh instead of running it as a script", async () => {
     const txt = join(dir, "plan.txt");
     writeFileSync(txt, "rm -rf /\n");
-    await refused(run(["seal", "--plan", txt, "--target", "web-1", "--node-key", node.publicPath, "--id", "5", "--out", join(dir, "out.fpe"), "--json"]),
-      "invalid_argument", /plan\.txt: a plan file must end in \.json \(a plan document\) or \.sh \(a script\)/);
+    await refused(
+      run([
+        "seal",
+        "--plan",
+        txt,
+        "--target",
+        "web-1",
+        "--node-key",
+        node.publicPath,
+        "--id",
+        "5",
+        "--out",
+        join(dir, "out.fpe"),
+        "--json",
+      ]),
+      "invalid_argument",
+      /plan\.txt: a plan file must end in \.json \(a plan document\) or \.sh \(a script\)/,
+    );
     assert.equal(existsSync(join(dir, "out.fpe")), false);
   });
 
@@ -163,7 +203,10 @@ describe("usage errors", () => {
     assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
     assert.equal(r.code, 1);
     const rows = JSON.parse(r.stdout) as { host: string; verdict: string; error: string }[];
-    assert.deepEqual(rows.map((row) => [row.host, row.verdict, row.error]), [["web-1", "unknown", "no metrics URL in the inventory"]]);
+    assert.deepEqual(
+      rows.map((row) => [row.host, row.verdict, row.error]),
+      [["web-1", "unknown", "no metrics URL in the inventory"]],
+    );
   });
 });
 
@@ -176,18 +219,41 @@ describe("server inventory rules", () => {
   });
 
   it("refuses --not-bootstrapped without --ssh, accepts it with", async () => {
-    await refused(run(["server", "add", "web-2", "--node-key", node.publicPath, "--not-bootstrapped", "--json"]), "invalid_argument", /ssh is required when bootstrapped is false/);
-    assert.equal((await run(["server", "add", "web-2", "--node-key", node.publicPath, "--not-bootstrapped", "--ssh", "root@10.0.0.2", "--json"])).code, 0);
+    await refused(
+      run(["server", "add", "web-2", "--node-key", node.publicPath, "--not-bootstrapped", "--json"]),
+      "invalid_argument",
+      /ssh is required when bootstrapped is false/,
+    );
+    const args = [
+      "server",
+      "add",
+      "web-2",
+      "--node-key",
+      node.publicPath,
+      "--not-bootstrapped",
+      "--ssh",
+      "root@10.0.0.2",
+      "--allow-shared-key",
+      "--json",
+    ];
+    assert.equal((await run(args)).code, 0);
   });
 
   it("import lists hosts already in the inventory with the file's other problems, and writes nothing", async () => {
     const file = join(dir, "more.json");
-    writeFileSync(file, JSON.stringify([
-      { host: "web-1", node_key: node.publicPath },
-      { host: "web-3", node_key: node.publicPath, metrics: "ftp://x" },
-      { host: "web-4", node_key: node.publicPath },
-    ]));
-    await refused(run(["server", "import", file, "--json"]), "invalid_argument", /2 problem\(s\), nothing written:\n.*more\.json\[0\]: host web-1 is already in the inventory\n.*more\.json\[1\]: metrics: scheme/);
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { host: "web-1", node_key: node.publicPath },
+        { host: "web-3", node_key: node.publicPath, metrics: "ftp://x" },
+        { host: "web-4", node_key: node.publicPath },
+      ]),
+    );
+    await refused(
+      run(["server", "import", file, "--json"]),
+      "invalid_argument",
+      /2 problem\(s\), nothing written:\n.*more\.json\[0\]: host web-1 is already in the inventory\n.*more\.json\[1\]: metrics: scheme/,
+    );
     const hosts = (JSON.parse((await run(["server", "list", "--json"])).stdout) as { host: string }[]).map((s) => s.host);
     assert.deepEqual(hosts, ["web-1", "web-2"]);
   });

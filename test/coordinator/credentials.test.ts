@@ -22,7 +22,7 @@ import { openCoordinatorDb } from "../../coordinator/db.ts";
 import { openStore } from "../../coordinator/store/select.ts";
 import type { CoordinatorDb } from "../../coordinator/db.ts";
 import { createAuthority, issueCreds, jwtsInConfig, parseCredsText } from "../../coordinator/store/nats-credentials.ts";
-import { FleetplanError } from "../../shared/errors.ts";
+import type { FleetplanError } from "../../shared/errors.ts";
 import { silentLogger } from "../../shared/log.ts";
 import { STORE_DEFAULTS } from "../../shared/store-config.ts";
 import { defaultInboxPrefix, directGetSubject, kvSubject, notifySubject } from "../../shared/store-layout.ts";
@@ -38,13 +38,23 @@ const LAYOUT = { notifyPrefix: STORE_DEFAULTS.notifyPrefix };
 const newDir = tempDirs(tmpdir(), "fleetplan-creds-");
 const enc = (text: string) => new TextEncoder().encode(text);
 const dbs: CoordinatorDb[] = [];
-after(() => dbs.forEach((db) => db.close()));
+after(() => {
+  for (const db of dbs) db.close();
+});
 
 const addHosts = (db: CoordinatorDb, hosts: string[]) =>
-  db.addServers(hosts.map((host) => ({
-    host, nodeKey: Buffer.alloc(32).toString("base64"), nodeKeyId: "00".repeat(8),
-    metricsUrl: null, ssh: null, group: null, bootstrapped: true, addedAt: 0,
-  })));
+  db.addServers(
+    hosts.map((host) => ({
+      host,
+      nodeKey: Buffer.alloc(32).toString("base64"),
+      nodeKeyId: "00".repeat(8),
+      metricsUrl: null,
+      ssh: null,
+      group: null,
+      bootstrapped: true,
+      addedAt: 0,
+    })),
+  );
 
 /** A coordinator database with these hosts, and `store credentials` run against it. */
 const setup = (hosts: string[]) => {
@@ -72,19 +82,39 @@ describe("store credentials: files", { timeout: 30_000 }, () => {
     const { out, run } = setup(["host-a", "web.1"]);
     const first = await run();
     assert.deepEqual(first, {
-      "keys/operator.nk": "created", "keys/account.nk": "created", "keys/system.nk": "created",
-      "coordinator.creds": "created", "hosts/host-a.creds": "created", "hosts/web.1.creds": "created", "nats-server.conf": "created",
+      "keys/operator.nk": "created",
+      "keys/account.nk": "created",
+      "keys/system.nk": "created",
+      "coordinator.creds": "created",
+      "hosts/host-a.creds": "created",
+      "hosts/web.1.creds": "created",
+      "nats-server.conf": "created",
+      "bootstrap.creds": "created",
     });
     for (const file of Object.keys(first)) assert.equal(mode(join(out, file)), 0o600, file);
     assert.equal(mode(join(out, "keys")), 0o700);
     const creds = readFileSync(join(out, "hosts/web.1.creds"), "utf8");
     const perms = parseCredsText(creds)!.claims.nats;
-    assert.deepEqual(perms.pub?.allow, [directGetSubject(PLANS, "web.1"), kvSubject(STATUS, "web.1")]);
-    assert.deepEqual(perms.sub?.allow, [notifySubject(LAYOUT, "web.1"), `${defaultInboxPrefix("web.1")}.>`]);
+    assert.deepEqual(perms.pub?.allow, [
+      directGetSubject(PLANS, "web.1"),
+      kvSubject(STATUS, "web.1"),
+      kvSubject("fleetplan-logs", "web.1"),
+      directGetSubject(PLANS, "_trust.*"),
+      directGetSubject(PLANS, "_fresh.web.1"),
+    ]);
+    assert.deepEqual(perms.sub?.allow, [
+      notifySubject(LAYOUT, "web.1"),
+      `${defaultInboxPrefix("web.1")}.>`,
+      notifySubject(LAYOUT, "_trust.*"),
+      notifySubject(LAYOUT, "_fresh.web.1"),
+    ]);
     const conf = readFileSync(join(out, "nats-server.conf"), "utf8");
 
     const second = await run();
-    assert.ok(Object.entries(second).every(([f, a]) => a === (f === "nats-server.conf" ? "unchanged" : "kept")), JSON.stringify(second));
+    assert.ok(
+      Object.entries(second).every(([f, a]) => a === (f === "nats-server.conf" ? "unchanged" : "kept")),
+      JSON.stringify(second),
+    );
     assert.equal(readFileSync(join(out, "hosts/web.1.creds"), "utf8"), creds);
     assert.equal(readFileSync(join(out, "nats-server.conf"), "utf8"), conf);
   });
@@ -94,7 +124,11 @@ describe("store credentials: files", { timeout: 30_000 }, () => {
     await run();
     addHosts(db, ["host-c"]);
     assert.deepEqual(await run(), {
-      "coordinator.creds": "kept", "hosts/host-a.creds": "kept", "hosts/host-c.creds": "created", "nats-server.conf": "unchanged",
+      "coordinator.creds": "kept",
+      "hosts/host-a.creds": "kept",
+      "hosts/host-c.creds": "created",
+      "nats-server.conf": "unchanged",
+      "bootstrap.creds": "kept",
     });
     const revoked = userKey(join(out, "hosts/host-c.creds"));
     db.removeServer("host-c");
@@ -111,8 +145,10 @@ describe("store credentials: files", { timeout: 30_000 }, () => {
     const other = setup(["host-a"]);
     await other.run();
     writeFileSync(join(out, "hosts/host-a.creds"), readFileSync(join(other.out, "hosts/host-a.creds")), { mode: 0o600 });
-    await assert.rejects(run(), (e: FleetplanError) =>
-      e.reason === "conflict" && /host-a\.creds was issued by another account key.*--rotate/.test(e.message));
+    await assert.rejects(
+      run(),
+      (e: FleetplanError) => e.reason === "conflict" && /host-a\.creds was issued by another account key.*--rotate/.test(e.message),
+    );
     writeFileSync(join(out, "hosts/host-a.creds"), readFileSync(join(other.out, "hosts/host-a.creds")), { mode: 0o600 });
     const oldCoordinator = userKey(join(out, "coordinator.creds"));
     const rotated = await run({ rotate: true });
@@ -124,11 +160,20 @@ describe("store credentials: files", { timeout: 30_000 }, () => {
 
   it("--consul writes one ACL policy per host (exact keys) and the coordinator's", async () => {
     const { out, run } = setup(["host-a"]);
-    assert.deepEqual(await run({ consul: true }), { "consul/coordinator.hcl": "created", "consul/hosts/host-a.hcl": "created" });
+    assert.deepEqual(await run({ consul: true }), {
+      "consul/coordinator.hcl": "created",
+      "consul/bootstrap.hcl": "created",
+      "consul/hosts/host-a.hcl": "created",
+    });
     const policy = readFileSync(join(out, "consul/hosts/host-a.hcl"), "utf8");
     assert.match(policy, /^key "fleetplan\/plans\/host-a" \{\n {2}policy = "read"\n\}$/m);
     assert.match(policy, /^key "fleetplan\/status\/host-a" \{\n {2}policy = "write"\n\}$/m);
-    assert.doesNotMatch(policy, /key_prefix/);
+    // The one prefix a node may use: reading trust documents (every version), which every host needs.
+    assert.deepEqual(
+      [...policy.matchAll(/key_prefix "([^"]*)" \{\n {2}policy = "(\w+)"/g)].map((m) => [m[1], m[2]]),
+      [["fleetplan/trust/", "read"]],
+    );
+    assert.match(policy, /^key "fleetplan\/fresh\/host-a" \{\n {2}policy = "read"\n\}$/m);
     assert.match(readFileSync(join(out, "consul/coordinator.hcl"), "utf8"), /^key_prefix "fleetplan\/" \{\n {2}policy = "write"\n\}$/m);
   });
 });
@@ -151,18 +196,25 @@ describe("nkeys made with node:crypto", () => {
 
 describe("coordinator --creds / TLS flags", () => {
   it("a missing creds file is an invalid_config error naming the file and the fix", () => {
-    assert.throws(() => normalizeCoordinatorConfig({ creds: "/nonexistent/coordinator.creds" }, {}),
+    assert.throws(
+      () => normalizeCoordinatorConfig({ creds: "/nonexistent/coordinator.creds" }, {}),
       (e: FleetplanError) =>
-        e.reason === "invalid_config" && /--creds: cannot read \/nonexistent\/coordinator\.creds \(ENOENT\).*store credentials/.test(e.message));
-    assert.throws(() => normalizeCoordinatorConfig({}, { FLEETPLAN_CREDS: "/nonexistent/c.creds" }),
-      /\$FLEETPLAN_CREDS: cannot read \/nonexistent\/c\.creds/);
+        e.reason === "invalid_config" &&
+        /--creds: cannot read \/nonexistent\/coordinator\.creds \(ENOENT\).*store credentials/.test(e.message),
+    );
+    assert.throws(
+      () => normalizeCoordinatorConfig({}, { FLEETPLAN_CREDS: "/nonexistent/c.creds" }),
+      /\$FLEETPLAN_CREDS: cannot read \/nonexistent\/c\.creds/,
+    );
   });
 
   it("maps --creds and --tls-* (or their env vars) to the store options", () => {
     const dir = newDir();
     for (const f of ["c.creds", "ca.pem", "cert.pem", "key.pem"]) writeFileSync(join(dir, f), "x", { mode: 0o600 });
-    const config = normalizeCoordinatorConfig({ creds: join(dir, "c.creds"), "tls-ca": join(dir, "ca.pem") },
-      { FLEETPLAN_TLS_CERT: join(dir, "cert.pem"), FLEETPLAN_TLS_KEY: join(dir, "key.pem") });
+    const config = normalizeCoordinatorConfig(
+      { creds: join(dir, "c.creds"), "tls-ca": join(dir, "ca.pem") },
+      { FLEETPLAN_TLS_CERT: join(dir, "cert.pem"), FLEETPLAN_TLS_KEY: join(dir, "key.pem") },
+    );
     assert.equal(config.store.credsFile, join(dir, "c.creds"));
     assert.deepEqual(config.store.tls, { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") });
     assert.throws(() => normalizeCoordinatorConfig({ "tls-cert": join(dir, "cert.pem") }, {}), /--tls-cert and --tls-key go together/);
@@ -190,7 +242,10 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
   let rerun: ReturnType<typeof setup>["run"];
   const connectAs = (file: string, inboxPrefix?: string) =>
     connect({
-      servers: server.url, authenticator: credsAuthenticator(readFileSync(file)), timeout: 5_000, ...(inboxPrefix && { inboxPrefix }),
+      servers: server.url,
+      authenticator: credsAuthenticator(readFileSync(file)),
+      timeout: 5_000,
+      ...(inboxPrefix && { inboxPrefix }),
     });
 
   before(async () => {
@@ -205,7 +260,9 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
     coordinator = await connectAs(join(out, "coordinator.creds"));
     const kvm = new Kvm(coordinator);
     plans = await kvm.create(PLANS, {
-      history: 5, allow_direct: true, republish: { src: `$KV.${PLANS}.>`, dest: `${LAYOUT.notifyPrefix}.>`, headers_only: true },
+      history: 5,
+      allow_direct: true,
+      republish: { src: `$KV.${PLANS}.>`, dest: `${LAYOUT.notifyPrefix}.>`, headers_only: true },
     });
     statuses = await kvm.create(STATUS, { history: 1, allow_direct: true });
     await plans.put("host-a", enc("envelope-a"));
@@ -271,8 +328,11 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
     purge.set("KV-Operation", "PURGE");
     purge.set("Nats-Rollup", "sub");
     for (const [subject, opts] of [
-      [kvSubject(STATUS, "host-b"), {}], [kvSubject(PLANS, "host-b"), {}], [kvSubject(PLANS, "host-a"), {}],
-      [kvSubject(PLANS, "host-b"), { headers: del }], [kvSubject(PLANS, "host-b"), { headers: purge }],
+      [kvSubject(STATUS, "host-b"), {}],
+      [kvSubject(PLANS, "host-b"), {}],
+      [kvSubject(PLANS, "host-a"), {}],
+      [kvSubject(PLANS, "host-b"), { headers: del }],
+      [kvSubject(PLANS, "host-b"), { headers: purge }],
       [kvSubject(STATUS, "host-b"), { headers: purge }],
     ] as const) {
       await assert.rejects(js.publish(subject, enc("forged"), { timeout: 5_000, ...opts }), PUB_DENIED(subject));
@@ -283,8 +343,12 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
 
   it("a node cannot delete or purge a bucket, nor reach the JetStream API (no consumers, so no watches)", async () => {
     const subjects = [
-      `$JS.API.STREAM.DELETE.KV_${PLANS}`, `$JS.API.STREAM.PURGE.KV_${PLANS}`, `$JS.API.STREAM.PURGE.KV_${STATUS}`, "$JS.API.INFO",
-      `$JS.API.CONSUMER.CREATE.KV_${PLANS}`, `$JS.API.STREAM.INFO.KV_${PLANS}`,
+      `$JS.API.STREAM.DELETE.KV_${PLANS}`,
+      `$JS.API.STREAM.PURGE.KV_${PLANS}`,
+      `$JS.API.STREAM.PURGE.KV_${STATUS}`,
+      "$JS.API.INFO",
+      `$JS.API.CONSUMER.CREATE.KV_${PLANS}`,
+      `$JS.API.STREAM.INFO.KV_${PLANS}`,
     ];
     for (const subject of subjects) {
       await assert.rejects(hostA.request(subject, undefined, { timeout: 5_000 }), PUB_DENIED(subject));
@@ -293,7 +357,14 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
   });
 
   it("a node cannot subscribe to everything, to others' replies or to another host's notices", async () => {
-    const subjects = [">", "_INBOX.>", notifySubject(LAYOUT, "host-b"), `${LAYOUT.notifyPrefix}.>`, `${defaultInboxPrefix("host-b")}.>`, `$KV.${PLANS}.>`];
+    const subjects = [
+      ">",
+      "_INBOX.>",
+      notifySubject(LAYOUT, "host-b"),
+      `${LAYOUT.notifyPrefix}.>`,
+      `${defaultInboxPrefix("host-b")}.>`,
+      `$KV.${PLANS}.>`,
+    ];
     for (const subject of subjects) {
       const sub = hostA.subscribe(subject);
       assert.match(await subscriptionError(sub), new RegExp(`Permissions Violation for Subscription to "${literal(subject)}"`));
@@ -312,7 +383,11 @@ describe("store credentials: enforced by nats-server", { timeout: 60_000 }, () =
     assert.equal((await rerun({ rotate: true }))["nats-server.conf"], "written");
     await coordinator.close();
     server.reload();
-    await waitFor(() => events.some((e) => /User Authentication Revoked/i.test(e)), 10_000, `the server to drop the revoked user (${events.join("; ")})`);
+    await waitFor(
+      () => events.some((e) => /User Authentication Revoked/i.test(e)),
+      10_000,
+      `the server to drop the revoked user (${events.join("; ")})`,
+    );
     await oldConnection.close();
     await assert.rejects(
       connect({ servers: server.url, authenticator: credsAuthenticator(oldCreds), timeout: 5_000, maxReconnectAttempts: 0 }),
@@ -329,11 +404,13 @@ describe("Consul ACL policies from --consul, enforced by the Consul fake", { tim
   const scope = consulTestScope();
 
   it("the fake applies the most specific rule, an exact key over a prefix, and denies without a rule", () => {
-    const rules = parseKeyRules([
-      'key_prefix "fleetplan/" { policy = "write" }',
-      'key "fleetplan/plans/a" {\n  policy = "read"\n}',
-      'key_prefix "fleetplan/plans/a" { policy = "deny" }',
-    ].join("\n"));
+    const rules = parseKeyRules(
+      [
+        'key_prefix "fleetplan/" { policy = "write" }',
+        'key "fleetplan/plans/a" {\n  policy = "read"\n}',
+        'key_prefix "fleetplan/plans/a" { policy = "deny" }',
+      ].join("\n"),
+    );
     assert.equal(keyPolicy(rules, "fleetplan/plans/a"), "read");
     assert.equal(keyPolicy(rules, "fleetplan/plans/ab"), "deny");
     assert.equal(keyPolicy(rules, "fleetplan/status/a"), "write");
@@ -357,19 +434,29 @@ describe("Consul ACL policies from --consul, enforced by the Consul fake", { tim
     assert.deepEqual(seen, ["envelope-a"]);
     await feed.putStatus("host-a", enc("status-a"));
     await assert.rejects(feed.putStatus("host-b", enc("forged")), (e: FleetplanError) => e.reason === "store_rejected");
-    assert.deepEqual((await coordinator.statuses()).map((r) => r.key), ["host-a"]);
+    assert.deepEqual(
+      (await coordinator.statuses()).map((r) => r.key),
+      ["host-a"],
+    );
 
     const asA = (path: string, method = "GET", body?: string) =>
       fetch(`${fake.url}/v1/kv/${path}`, { method, headers: { "X-Consul-Token": "a" }, ...(body !== undefined && { body }) });
     for (const [path, method] of [
-      ["fleetplan/plans/host-b", "GET"], ["fleetplan/plans/host-a", "PUT"], ["fleetplan/status/host-b", "PUT"],
-      ["fleetplan/plans/host-b", "DELETE"], ["fleetplan/plans/?recurse", "DELETE"], ["fleetplan/status/host-a0", "PUT"],
+      ["fleetplan/plans/host-b", "GET"],
+      ["fleetplan/plans/host-a", "PUT"],
+      ["fleetplan/status/host-b", "PUT"],
+      ["fleetplan/plans/host-b", "DELETE"],
+      ["fleetplan/plans/?recurse", "DELETE"],
+      ["fleetplan/status/host-a0", "PUT"],
     ] as const) {
       const res = await asA(path, method, method === "PUT" ? "forged" : undefined);
       assert.equal(res.status, 403, `${method} ${path}`);
       assert.match(await res.text(), /Permission denied/);
     }
     const listing = (await (await asA("fleetplan/?recurse")).json()) as { Key: string }[];
-    assert.deepEqual(listing.map((e) => e.Key), ["fleetplan/plans/host-a", "fleetplan/status/host-a"]);
+    assert.deepEqual(
+      listing.map((e) => e.Key),
+      ["fleetplan/plans/host-a", "fleetplan/status/host-a"],
+    );
   });
 });

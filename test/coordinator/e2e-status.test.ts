@@ -1,7 +1,7 @@
 // `fleetplan status` end to end: three real agents, scraped by a real Prometheus and directly.
 // Both sources agree on convergence; an unchanged push then skips everyone; a new boot time
-// shows as `rebooted`; an agent that stopped reporting shows as `stale-data` (Prometheus keeps
-// its last samples) or `unknown` (a direct scrape has nothing), never as `converged`.
+// shows as `rebooted`; a stopped agent is `unknown` through Prometheus (its target is down, `up`
+// 0) and by direct scrape (nothing answers) alike, never `converged`.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -39,10 +39,14 @@ describe("status end to end, three real agents and a real Prometheus", { timeout
   // Prometheus answers with what it scraped up to a second ago: poll until it has caught up.
   const statusUntil = async (extra: string[], want: Record<string, string>) => {
     let last: Map<string, StatusRow> = new Map();
-    await waitFor(async () => {
-      last = (await status(extra)).rows;
-      return JSON.stringify(verdicts(last)) === JSON.stringify(want);
-    }, 15_000, `status ${extra.join(" ")} = ${JSON.stringify(want)}`).catch((e: Error) => {
+    await waitFor(
+      async () => {
+        last = (await status(extra)).rows;
+        return JSON.stringify(verdicts(last)) === JSON.stringify(want);
+      },
+      15_000,
+      `status ${extra.join(" ")} = ${JSON.stringify(want)}`,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; last: ${JSON.stringify([...last.values()])}`);
     });
     return last;
@@ -92,9 +96,14 @@ describe("status end to end, three real agents and a real Prometheus", { timeout
     const bucket = await openPlanBucket(nats.url);
     try {
       const before = await bucket.revisions(HOSTS);
-      const summary = lastJson<PushSummary>(await cli.expect(["push", "--plan", plan, "--all", "--wait", "--json", "--prometheus", prom.url]));
+      const summary = lastJson<PushSummary>(
+        await cli.expect(["push", "--plan", plan, "--all", "--wait", "--json", "--prometheus", prom.url]),
+      );
       assert.deepEqual(summary.counts, { skipped: 3 });
-      assert.deepEqual(summary.targets.map((t) => t.decision), ["converged", "converged", "converged"]);
+      assert.deepEqual(
+        summary.targets.map((t) => t.decision),
+        ["converged", "converged", "converged"],
+      );
       assert.deepEqual(await bucket.revisions(HOSTS), before);
     } finally {
       await bucket.close();
@@ -117,16 +126,19 @@ describe("status end to end, three real agents and a real Prometheus", { timeout
     await statusUntil(["--prometheus", prom.url], want);
   });
 
-  it("an agent silent for longer than --max-age is `stale-data` from Prometheus and `unknown` from a direct scrape", async () => {
+  it("a stopped agent is `unknown` through Prometheus (up == 0) as by a direct scrape", async () => {
     await agents[2]!.stop();
     await sleep(4500);
     const viaProm = await status(["--prometheus", prom.url, "--max-age", "3s"]);
     assert.equal(viaProm.result.code, 1);
-    assert.deepEqual(verdicts(viaProm.rows), { "app-1": "rebooted", "app-2": "converged", "app-3": "stale-data" }, JSON.stringify(viaProm.rows.get("app-3")));
-    // Prometheus kept the last samples: the old id is still reported, just too old to count.
-    const stale = viaProm.rows.get("app-3")!;
-    assert.equal(stale.reported_id, stale.expected_id);
-    assert.ok(stale.scrape_age_s! > 3, `scrape age ${stale.scrape_age_s}`);
+    assert.deepEqual(
+      verdicts(viaProm.rows),
+      { "app-1": "rebooted", "app-2": "converged", "app-3": "unknown" },
+      JSON.stringify(viaProm.rows.get("app-3")),
+    );
+    const dead = viaProm.rows.get("app-3")!;
+    assert.equal(dead.reported_id, null);
+    assert.match(dead.error!, /^Prometheus finds \S+ down \(up == 0; last sample \d{4}-/);
 
     const direct = await status(["--max-age", "3s"]);
     assert.equal(direct.rows.get("app-3")!.verdict, "unknown");

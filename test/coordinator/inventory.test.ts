@@ -27,7 +27,10 @@ const problemsOf = (fn: () => unknown): string[] => {
   } catch (error) {
     assert.ok(error instanceof FleetplanError);
     assert.equal(error.reason, "invalid_argument");
-    return error.message.split("\n").slice(1).map((l) => l.trim());
+    return error.message
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim());
   }
   assert.fail("expected an error");
 };
@@ -35,12 +38,25 @@ const problemsOf = (fn: () => unknown): string[] => {
 describe("validateServerInput", () => {
   it("normalises a complete entry", () => {
     const row = validateServerInput(
-      { host: "web-1.example.org", node_key: `  ${KEY_TEXT.split(" ").slice(0, 2).join(" ")} `, metrics: "web-1.example.org:9464", ssh: "root@10.0.0.1:2222", group: "web", bootstrapped: "no" },
+      {
+        host: "web-1.example.org",
+        node_key: `  ${KEY_TEXT.split(" ").slice(0, 2).join(" ")} `,
+        metrics: "web-1.example.org:9464",
+        ssh: "root@10.0.0.1:2222",
+        group: "web",
+        bootstrapped: "no",
+      },
       { now: NOW },
     );
     assert.deepEqual(row, {
-      host: "web-1.example.org", nodeKey: KEY_TEXT, nodeKeyId: KEY.keyId, metricsUrl: "http://web-1.example.org:9464/metrics",
-      ssh: "root@10.0.0.1:2222", group: "web", bootstrapped: false, addedAt: NOW,
+      host: "web-1.example.org",
+      nodeKey: KEY_TEXT,
+      nodeKeyId: KEY.keyId,
+      metricsUrl: "http://web-1.example.org:9464/metrics",
+      ssh: "root@10.0.0.1:2222",
+      group: "web",
+      bootstrapped: false,
+      addedAt: NOW,
     });
   });
 
@@ -52,7 +68,14 @@ describe("validateServerInput", () => {
 
   it("lists every problem of one entry in one error", () => {
     const problems = problemsOf(() =>
-      validateServerInput({ host: "bad host", node_key: "fleetplan-admin-ed25519 AAAA", metrics: "ftp://x/", ssh: "a@b@c", group: "we b", bootstrapped: "maybe" }),
+      validateServerInput({
+        host: "bad host",
+        node_key: "fleetplan-admin-ed25519 AAAA",
+        metrics: "ftp://x/",
+        ssh: "a@b@c",
+        group: "we b",
+        bootstrapped: "maybe",
+      }),
     );
     assert.equal(problems.length, 6);
     assert.match(problems[0]!, /^server: host: "bad host" is not a valid hostname$/);
@@ -65,15 +88,19 @@ describe("validateServerInput", () => {
 
   it("requires ssh for a server that is not bootstrapped: SSH is the only way to reach it", () => {
     for (const bootstrapped of [false, "false", "no"]) {
-      assert.deepEqual(problemsOf(() => validateServerInput({ host: "web-1", node_key: KEY_TEXT, bootstrapped })), [
-        "server: ssh is required when bootstrapped is false (plans go over SSH until the agent runs)",
-      ]);
+      assert.deepEqual(
+        problemsOf(() => validateServerInput({ host: "web-1", node_key: KEY_TEXT, bootstrapped })),
+        ["server: ssh is required when bootstrapped is false (plans go over SSH until the agent runs)"],
+      );
     }
     assert.equal(validateServerInput({ host: "web-1", node_key: KEY_TEXT, bootstrapped: false, ssh: "root@web-1" }).bootstrapped, false);
   });
 
   it("requires host and node_key", () => {
-    assert.deepEqual(problemsOf(() => validateServerInput({})), ["server: host is required", "server: node_key is required"]);
+    assert.deepEqual(
+      problemsOf(() => validateServerInput({})),
+      ["server: host is required", "server: node_key is required"],
+    );
   });
 
   it("never echoes a private key given by mistake", () => {
@@ -107,19 +134,25 @@ describe("parseServerImport", () => {
       { host: "web-2", node_key: "keys/web-2.pub", bootstrapped: false, ssh: "web-2" },
     ]);
     const rows = parseServerImport(text, join(dir, "fleet.json"), { now: NOW });
-    assert.deepEqual(rows.map((r) => [r.host, r.nodeKeyId, r.metricsUrl, r.bootstrapped, r.ssh]), [
-      ["web-1", KEY.keyId, "http://web-1:9464/metrics", true, null],
-      ["web-2", KEY2.keyId, null, false, "web-2"],
-    ]);
+    assert.deepEqual(
+      rows.map((r) => [r.host, r.nodeKeyId, r.metricsUrl, r.bootstrapped, r.ssh]),
+      [
+        ["web-1", KEY.keyId, "http://web-1:9464/metrics", true, null],
+        ["web-2", KEY2.keyId, null, false, "web-2"],
+      ],
+    );
   });
 
   it("reads CSV with a header in any order, quoted fields, CRLF and blank lines", () => {
     const text = `group,host,node_key,metrics,ssh,bootstrapped\r\n\r\nweb,web-1,"${KEY_TEXT}",,"ops@[::1]:22",\r\n,web-2,${keyFile},https://web-2/m,root@web-2,false\r\n`;
     const rows = parseServerImport(text, join(dir, "fleet.csv"), { now: NOW });
-    assert.deepEqual(rows.map((r) => [r.host, r.group, r.nodeKey, r.ssh, r.metricsUrl, r.bootstrapped]), [
-      ["web-1", "web", KEY_TEXT, "ops@[::1]:22", null, true],
-      ["web-2", null, formatKey(KeyType.NodePublic, KEY2.publicKey), "root@web-2", "https://web-2/m", false],
-    ]);
+    assert.deepEqual(
+      rows.map((r) => [r.host, r.group, r.nodeKey, r.ssh, r.metricsUrl, r.bootstrapped]),
+      [
+        ["web-1", "web", KEY_TEXT, "ops@[::1]:22", null, true],
+        ["web-2", null, formatKey(KeyType.NodePublic, KEY2.publicKey), "root@web-2", "https://web-2/m", false],
+      ],
+    );
   });
 
   it("lists every bad CSV line with its line number, including duplicate hosts", () => {
@@ -147,12 +180,19 @@ describe("parseServerImport", () => {
   });
 
   it("lists hosts already in the inventory with the other problems", () => {
-    const text = JSON.stringify([{ host: "web-1", node_key: KEY_TEXT }, { host: "web-2", node_key: KEY_TEXT, group: "a b" }, { host: "web-3", node_key: KEY_TEXT }]);
-    assert.deepEqual(problemsOf(() => parseServerImport(text, "f.json", { existing: new Set(["web-1", "web-3"]) })), [
-      "f.json[0]: host web-1 is already in the inventory",
-      'f.json[1]: group: "a b" must match [A-Za-z0-9_.-]{1,64}',
-      "f.json[2]: host web-3 is already in the inventory",
+    const text = JSON.stringify([
+      { host: "web-1", node_key: KEY_TEXT },
+      { host: "web-2", node_key: KEY_TEXT, group: "a b" },
+      { host: "web-3", node_key: KEY_TEXT },
     ]);
+    assert.deepEqual(
+      problemsOf(() => parseServerImport(text, "f.json", { existing: new Set(["web-1", "web-3"]) })),
+      [
+        "f.json[0]: host web-1 is already in the inventory",
+        'f.json[1]: group: "a b" must match [A-Za-z0-9_.-]{1,64}',
+        "f.json[2]: host web-3 is already in the inventory",
+      ],
+    );
   });
 
   it("refuses a CSV header with unknown columns or without node_key", () => {
@@ -170,19 +210,31 @@ describe("parseServerImport", () => {
       { host: 7, node_key: KEY_TEXT },
       { host: "web-1", node_key: KEY_TEXT, bootstrapped: 3 },
     ]);
-    assert.deepEqual(problemsOf(() => parseServerImport(text, "f.json")), [
-      "f.json[0]: unknown field(s) colour; expected host, node_key, metrics, ssh, group, bootstrapped",
-      "f.json[1]: expected an object",
-      "f.json[2]: host must be a string",
-      "f.json[3]: bootstrapped: 3 is not true/false",
-    ]);
+    assert.deepEqual(
+      problemsOf(() => parseServerImport(text, "f.json")),
+      [
+        "f.json[0]: unknown field(s) colour; expected host, node_key, metrics, ssh, group, bootstrapped, node_key_id, tags",
+        "f.json[1]: expected an object",
+        "f.json[2]: host must be a string",
+        "f.json[3]: bootstrapped: 3 is not true/false",
+      ],
+    );
   });
 
   it("refuses JSON that is not an array, broken JSON and empty files", () => {
-    assert.deepEqual(problemsOf(() => parseServerImport('{"host":"x"}', "f.json")), ["f.json: expected a JSON array of servers"]);
+    assert.deepEqual(
+      problemsOf(() => parseServerImport('{"host":"x"}', "f.json")),
+      ["f.json: expected a JSON array of servers"],
+    );
     assert.match(problemsOf(() => parseServerImport("[{", "f.json"))[0]!, /^f\.json: not valid JSON/);
-    assert.deepEqual(problemsOf(() => parseServerImport("\n\n", "f.csv")), ["f.csv: no servers"]);
-    assert.deepEqual(problemsOf(() => parseServerImport("[]", "f.json")), ["f.json: no servers"]);
+    assert.deepEqual(
+      problemsOf(() => parseServerImport("\n\n", "f.csv")),
+      ["f.csv: no servers"],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseServerImport("[]", "f.json")),
+      ["f.json: no servers"],
+    );
   });
 
   it("caps a huge problem list", () => {

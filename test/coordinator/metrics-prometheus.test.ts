@@ -1,9 +1,8 @@
 // queryPrometheus against a real Prometheus scraping agent-like exposers every second:
-// one query for the fleet, real sample times, old data kept (then aged out) when an agent stops.
+// one query for the fleet, real sample times, and a stopped agent Prometheus finds down has no data (as by direct scrape).
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { queryPrometheus } from "../../coordinator/metrics-source.ts";
+import { queryPrometheus, scrapeAgents } from "../../coordinator/metrics-source.ts";
 import type { MetricsTarget, SourceResult } from "../../coordinator/metrics-source.ts";
 import { verdict } from "../../coordinator/verdict.ts";
 import { FleetplanError } from "../../shared/errors.ts";
@@ -32,7 +31,8 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
   const query = (lookbackMs = 60_000): Promise<SourceResult> => queryPrometheus(prom.url, targets, { lookbackMs, timeoutMs: 5000 });
 
   before(async () => {
-    for (let i = 0; i < 3; i++) exposers.push(await startExposer({ "/metrics": { body: await agentExposition(state(100 + i, HASHES[i]!, `web-${i}`)) } }));
+    for (let i = 0; i < 3; i++)
+      exposers.push(await startExposer({ "/metrics": { body: await agentExposition(state(100 + i, HASHES[i]!, `web-${i}`)) } }));
     // web-0 is matched by a `host` label, the others by their metrics URL's host:port.
     prom = await startPrometheus({
       targets: exposers.map((e, i) => (i === 0 ? { target: `127.0.0.1:${e.port}`, labels: { host: "web-0" } } : `127.0.0.1:${e.port}`)),
@@ -55,11 +55,24 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
     assert.deepEqual([...reported.keys()].sort(), ["web-0", "web-1", "web-2"]);
     for (let i = 0; i < 3; i++) {
       const r = reported.get(`web-${i}`)!;
-      assert.deepEqual({ ...r, scrapedAt: 0 }, {
-        appliedId: 100 + i, acceptedId: 100 + i, planHash: HASHES[i], lastRunSuccess: 1, lastRunTimestamp: 1_741_338_000,
-        // web-0's `host` target label renames the agent's own to exported_host: the identity survives either way.
-        bootTime: BOOT, appliedBootTime: BOOT, running: false, host: `web-${i}`, nodeKeyId: keyIdOf(`web-${i}`), scrapedAt: 0,
-      });
+      assert.deepEqual(
+        { ...r, scrapedAt: 0 },
+        {
+          appliedId: 100 + i,
+          acceptedId: 100 + i,
+          planHash: HASHES[i],
+          lastRunSuccess: 1,
+          lastRunTimestamp: 1_741_338_000,
+          // web-0's `host` target label renames the agent's own to exported_host: the identity survives either way.
+          bootTime: BOOT,
+          appliedBootTime: BOOT,
+          running: false,
+          driftedFiles: 0,
+          host: `web-${i}`,
+          nodeKeyId: keyIdOf(`web-${i}`),
+          scrapedAt: 0,
+        },
+      );
       // Scraped every second: the sample is recent, and not simply the query's evaluation time.
       const age = Date.now() - r.scrapedAt;
       assert.ok(age >= 0 && age < 3000, `web-${i} sample age ${age} ms`);
@@ -82,34 +95,41 @@ describe("queryPrometheus", { timeout: 90_000 }, () => {
     await waitFor(async () => (await query()).reported.get("web-1")?.host === "web-1", 10_000, "web-1's URL serving web-1 again");
   });
 
-  it("keeps a stopped agent's last data with its old time (stale-data), then drops it after the lookback", async () => {
+  it("has no data for a stopped agent once Prometheus finds it down (up == 0): the verdict a direct scrape gives", async () => {
     await exposers[2]!.close();
     const stoppedAt = Date.now();
-    await sleep(3500);
-    const { reported } = await query();
-    const dead = reported.get("web-2")!;
-    assert.equal(dead.appliedId, 102);
-    assert.ok(dead.scrapedAt <= stoppedAt, `last sample ${dead.scrapedAt} after the stop ${stoppedAt}`);
-    assert.ok(dead.scrapedAt > stoppedAt - 2500, "the last sample is the last scrape, to within a scrape and a step");
+    await waitFor(async () => (await query()).errors.has("web-2"), 10_000, "Prometheus finding web-2 down");
+    const { reported, errors } = await query();
+    assert.equal(reported.has("web-2"), false);
+    assert.match(errors.get("web-2")!, /^Prometheus finds 127\.0\.0\.1:\d+ down \(up == 0; last sample /);
+    const last = Date.parse(/last sample (\S+)\)/.exec(errors.get("web-2")!)![1]!);
+    assert.ok(last <= stoppedAt && last > stoppedAt - 2500, "the last sample is the last scrape, to within a scrape and a step");
     const alive = reported.get("web-0")!;
     assert.ok(Date.now() - alive.scrapedAt < 2500);
     const now = Date.now();
+    const direct = await scrapeAgents([{ host: "web-2", metricsUrl: targets[2]!.metricsUrl }], { timeoutMs: 1000, attempts: 1 });
     const expected = { id: 102, planHash: HASHES[2]! };
-    assert.equal(verdict(expected, dead, null, now, 2000).verdict, "stale-data");
+    assert.equal(direct.reported.has("web-2"), false);
+    assert.deepEqual(
+      verdict(expected, reported.get("web-2") ?? null, null, now, 2000),
+      verdict(expected, direct.reported.get("web-2") ?? null, null, now, 2000),
+    );
+    assert.equal(verdict(expected, null, null, now, 2000).verdict, "unknown");
     assert.equal(verdict({ id: 100, planHash: HASHES[0]! }, alive, null, now, 2000).verdict, "converged");
-
-    const short = await query(2000);
-    assert.equal(short.reported.has("web-2"), false);
-    assert.match(short.errors.get("web-2")!, /within the last 2 s/);
-    assert.ok(short.reported.has("web-0") && short.reported.has("web-1"));
   });
 
   it("fails with metrics_unavailable when Prometheus cannot be reached", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
-    await assert.rejects(queryPrometheus(url, targets, { timeoutMs: 1000 }), (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable" && /ECONNREFUSED/.test(e.message));
+    await assert.rejects(
+      queryPrometheus(url, targets, { timeoutMs: 1000 }),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable" && /ECONNREFUSED/.test(e.message),
+    );
   });
 
   it("fails with metrics_unavailable when the answer is not a Prometheus API answer", async () => {
-    await assert.rejects(queryPrometheus(`${prom.url}/graph`, targets, { timeoutMs: 2000 }), (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable");
+    await assert.rejects(
+      queryPrometheus(`${prom.url}/graph`, targets, { timeoutMs: 2000 }),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "metrics_unavailable",
+    );
   });
 });

@@ -14,14 +14,18 @@ const ID = 20250307090501;
 const BOOT = 1_741_330_000;
 const KEY_ID = "0123456789abcdef";
 const APPLIED = {
-  applied: { id: ID, planHash: HASH, bootTime: BOOT }, acceptedId: ID, bootTime: BOOT, lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 1500 },
-  host: "web-1", nodeKeyId: KEY_ID,
+  applied: { id: ID, planHash: HASH, bootTime: BOOT },
+  acceptedId: ID,
+  bootTime: BOOT,
+  lastRun: { success: true, finishedAt: 1_741_338_000_000, durationMs: 1500 },
+  host: "web-1",
+  nodeKeyId: KEY_ID,
 };
 
 describe("parseExposition", () => {
   it("reads names, escaped labels, special values and timestamps, skipping comments", () => {
     const text = [
-      "# HELP x_total A counter with \\ and \"quotes\" in help.",
+      '# HELP x_total A counter with \\ and "quotes" in help.',
       "# TYPE x_total counter",
       'x_total{path="/a\\"b\\\\c\\nd",code="200",} 3 1700000000000',
       "plain 1.5e3",
@@ -43,7 +47,7 @@ describe("parseExposition", () => {
   const bad: [string, RegExp][] = [
     ['m{a="1} 1', /line 2: unterminated label value/],
     ['m{a="\\q"} 1', /line 2: bad escape/],
-    ["m{1a=\"x\"} 1", /line 2: bad label name/],
+    ['m{1a="x"} 1', /line 2: bad label name/],
     ['m{a="1" b="2"} 1', /line 2: expected , or }/],
     ["m", /line 2: expected a value/],
     ["m 1 2 3", /line 2: expected a value/],
@@ -52,7 +56,10 @@ describe("parseExposition", () => {
   ];
   for (const [line, pattern] of bad) {
     it(`refuses ${JSON.stringify(line)} naming the line`, () => {
-      assert.throws(() => parseExposition(`ok 1\n${line}\n`), (e: unknown) => e instanceof FleetplanError && e.reason === "malformed" && pattern.test(e.message));
+      assert.throws(
+        () => parseExposition(`ok 1\n${line}\n`),
+        (e: unknown) => e instanceof FleetplanError && e.reason === "malformed" && pattern.test(e.message),
+      );
     });
   }
 });
@@ -60,20 +67,44 @@ describe("parseExposition", () => {
 describe("parseAgentMetrics", () => {
   it("reads the state of an agent that applied a plan, as the agent renders it", async () => {
     assert.deepEqual(parseAgentMetrics(await agentExposition(APPLIED), 42), {
-      appliedId: ID, acceptedId: ID, planHash: HASH, lastRunSuccess: 1, lastRunTimestamp: 1_741_338_000, bootTime: BOOT,
-      appliedBootTime: BOOT, running: false, host: "web-1", nodeKeyId: KEY_ID, scrapedAt: 42,
+      appliedId: ID,
+      acceptedId: ID,
+      planHash: HASH,
+      lastRunSuccess: 1,
+      lastRunTimestamp: 1_741_338_000,
+      bootTime: BOOT,
+      appliedBootTime: BOOT,
+      running: false,
+      driftedFiles: 0,
+      host: "web-1",
+      nodeKeyId: KEY_ID,
+      scrapedAt: 42,
     });
   });
 
   it("reports nulls, not zeros, for a fresh agent that never ran (and one that names no identity)", async () => {
     assert.deepEqual(parseAgentMetrics(await agentExposition({ bootTime: BOOT }), 7), {
-      appliedId: null, acceptedId: null, planHash: null, lastRunSuccess: null, lastRunTimestamp: null, bootTime: BOOT,
-      appliedBootTime: null, running: false, host: null, nodeKeyId: null, scrapedAt: 7,
+      appliedId: null,
+      acceptedId: null,
+      planHash: null,
+      lastRunSuccess: null,
+      lastRunTimestamp: null,
+      bootTime: BOOT,
+      appliedBootTime: null,
+      running: false,
+      driftedFiles: 0,
+      host: null,
+      nodeKeyId: null,
+      scrapedAt: 7,
     });
   });
 
   it("takes the identity of the newest fleetplan_agent_info series, and none when the newest disagree", () => {
-    const info = (host: string, key: string, value: number) => ({ name: "fleetplan_agent_info", labels: { version: "1", store: "nats", host, node_key_id: key }, value });
+    const info = (host: string, key: string, value: number) => ({
+      name: "fleetplan_agent_info",
+      labels: { version: "1", store: "nats", host, node_key_id: key },
+      value,
+    });
     const identity = (samples: ReturnType<typeof info>[]) => {
       const r = reportedFromSamples(samples, 0);
       return [r.host, r.nodeKeyId];
@@ -86,19 +117,34 @@ describe("parseAgentMetrics", () => {
   });
 
   it("reports a failed last run and a running agent", async () => {
-    const r = parseAgentMetrics(await agentExposition({ ...APPLIED, acceptedId: ID + 1, running: true, lastRun: { success: false, finishedAt: 1_741_339_000_000, durationMs: 1 } }), 1);
+    const r = parseAgentMetrics(
+      await agentExposition({
+        ...APPLIED,
+        acceptedId: ID + 1,
+        running: true,
+        lastRun: { success: false, finishedAt: 1_741_339_000_000, durationMs: 1 },
+      }),
+      1,
+    );
     assert.deepEqual([r.appliedId, r.acceptedId, r.lastRunSuccess, r.running], [ID, ID + 1, 0, true]);
   });
 
   it("takes the applied id's plan_info when an old series lingers, else the newest", () => {
-    const info = (id: number, hash: string) => ({ name: "fleetplan_agent_plan_info", labels: { plan_hash: hash, provisioning_id: String(id) }, value: 1 });
+    const info = (id: number, hash: string) => ({
+      name: "fleetplan_agent_plan_info",
+      labels: { plan_hash: hash, provisioning_id: String(id) },
+      value: 1,
+    });
     const applied = { name: "fleetplan_agent_provisioning_id", labels: {}, value: ID };
     assert.equal(reportedFromSamples([info(ID + 5, OLD_HASH), info(ID, HASH), applied], 0).planHash, HASH);
     assert.equal(reportedFromSamples([info(ID - 1, OLD_HASH), info(ID + 1, HASH)], 0).planHash, HASH);
   });
 
   it("refuses a body with no agent metrics", () => {
-    assert.throws(() => parseAgentMetrics("up 1\n", 0), (e: unknown) => e instanceof FleetplanError && e.reason === "malformed");
+    assert.throws(
+      () => parseAgentMetrics("up 1\n", 0),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "malformed",
+    );
   });
 });
 
@@ -134,7 +180,13 @@ describe("scrapeAgents", { timeout: 20_000 }, () => {
     const started = Date.now();
     const { reported, errors } = await scrapeAgents(targets, { timeoutMs: 300, concurrency: 4, attempts: 2, now: () => 99 });
     const elapsed = Date.now() - started;
-    assert.deepEqual([...reported.keys()].sort(), targets.slice(0, 20).map((t) => t.host).sort());
+    assert.deepEqual(
+      [...reported.keys()].sort(),
+      targets
+        .slice(0, 20)
+        .map((t) => t.host)
+        .sort(),
+    );
     assert.deepEqual(reported.get("web-3"), parseAgentMetrics(await agentExposition(APPLIED), 99));
     assert.deepEqual([...errors.keys()].sort(), ["closed", "flaky", "gone", "html", "nourl", "slow", "stall"]);
     assert.match(errors.get("slow")!, /timed out after 300 ms$/);

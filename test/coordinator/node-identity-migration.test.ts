@@ -39,20 +39,43 @@ describe("hosts registered with the old node key line", { timeout: 60_000 }, () 
 
   it("server import warns for each old line", async () => {
     const file = join(world.dir, "inventory.json");
-    writeFileSync(file, JSON.stringify([
-      { host: "old-2", node_key: formatKey(KeyType.NodePublic, generateNodeKey().publicKey) },
-      { host: "new-2", node_key: formatNodePublic(newKey.publicKey, newKey.identity.publicKey) },
-    ]));
+    const another = generateNodeKey();
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { host: "old-2", node_key: formatKey(KeyType.NodePublic, generateNodeKey().publicKey) },
+        { host: "new-2", node_key: formatNodePublic(another.publicKey, another.identity.publicKey) },
+      ]),
+    );
     const result = await cli.expect(["server", "import", file]);
-    assert.deepEqual(result.stderr.split("\n").filter(Boolean).map((l) => MIGRATE.exec(l)?.[1]), ["old-2"]);
+    assert.deepEqual(
+      result.stderr
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => MIGRATE.exec(l)?.[1]),
+      ["old-2"],
+    );
   });
 
   it("status warns for old-line hosts and names the fix in the row", async () => {
     const json = await cli.run(["status", "--all", "--json"], { timeoutMs: 20_000 });
     const rows = JSON.parse(json.stdout) as StatusRow[];
-    assert.deepEqual(rows.filter((r) => r.warning !== null).map((r) => r.host).sort(), ["old-1", "old-2"]);
+    assert.deepEqual(
+      rows
+        .filter((r) => r.warning !== null)
+        .map((r) => r.host)
+        .sort(),
+      ["old-1", "old-2"],
+    );
     assert.match(rows.find((r) => r.host === "old-1")!.warning!, /re-add it with the printed key \(`fleetplan server remove old-1`/);
     const text = await cli.run(["status", "--all"], { timeoutMs: 20_000 });
-    assert.deepEqual(text.stderr.split("\n").map((l) => MIGRATE.exec(l)?.[1]).filter(Boolean).sort(), ["old-1", "old-2"]);
+    assert.deepEqual(
+      text.stderr
+        .split("\n")
+        .map((l) => MIGRATE.exec(l)?.[1])
+        .filter(Boolean)
+        .sort(),
+      ["old-1", "old-2"],
+    );
   });
 });

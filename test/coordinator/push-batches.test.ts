@@ -33,8 +33,12 @@ const trustOf = () => ({ keys: new Map([[admin().keyId, admin().publicKey]]), th
 /** PLAN sealed for host i with `id`, as push would seal it. */
 const sealFor = (i: number, id: number) =>
   sealEnvelope(bindPlan(PLAN, planSaltKey(admin()), `host-${i}`).bytes, {
-    id, target: `host-${i}`, nodePublicKey: nodeKeyOf(i).publicKey, signers: [admin()],
-    issued: NOW.getTime(), expires: NOW.getTime() + 3_600_000,
+    id,
+    target: `host-${i}`,
+    nodePublicKey: nodeKeyOf(i).publicKey,
+    signers: [admin()],
+    issued: NOW.getTime(),
+    expires: NOW.getTime() + 3_600_000,
   });
 
 /** Open `bytes` as host i's agent would, with nothing accepted before. */
@@ -81,7 +85,10 @@ describe("seal pool", { timeout: 60_000 }, () => {
         assert.equal(opened.header.plan_hash, bind(`host-${i}`).hash);
         assert.deepEqual(opened.plan.steps, PLAN.steps);
       });
-      assert.throws(() => openAs(out[1] as Uint8Array, "host-0", 0), (e) => e instanceof EnvelopeError && e.reason === "wrong_target");
+      assert.throws(
+        () => openAs(out[1] as Uint8Array, "host-0", 0),
+        (e) => e instanceof EnvelopeError && e.reason === "wrong_target",
+      );
     } finally {
       await pool.close();
     }
@@ -95,7 +102,14 @@ describe("reserveIds", () => {
       db.addServers(inventory(3));
       const single = db.issueId("host-1", NOW);
       const ids = db.reserveIds(["host-0", "host-1", "host-2"], NOW);
-      assert.deepEqual([...ids], [["host-0", T0], ["host-1", single + 1], ["host-2", T0]]);
+      assert.deepEqual(
+        [...ids],
+        [
+          ["host-0", T0],
+          ["host-1", single + 1],
+          ["host-2", T0],
+        ],
+      );
       const unknown = (e: unknown) => e instanceof FleetplanError && e.reason === "not_found" && /nope, gone/.test(e.message);
       assert.throws(() => db.reserveIds(["host-0", "nope", "gone"], NOW), unknown);
       assert.equal(db.lastIssuedId("host-0"), T0, "a refused batch reserves nothing");
@@ -121,10 +135,12 @@ describe("push in batches, against a real nats-server", { timeout: 120_000 }, ()
     try {
       const kv = await new Kvm(nc).open(config.planBucket);
       const out = new Map<string, Uint8Array>();
-      await Promise.all(hosts.map(async (h) => {
-        const e = await kv.get(h);
-        if (e?.operation === "PUT") out.set(h, e.value);
-      }));
+      await Promise.all(
+        hosts.map(async (h) => {
+          const e = await kv.get(h);
+          if (e?.operation === "PUT") out.set(h, e.value);
+        }),
+      );
       return out;
     } finally {
       await nc.close();
@@ -152,7 +168,13 @@ describe("push in batches, against a real nats-server", { timeout: 120_000 }, ()
       assert.equal(byHost.get("host-5")!.outcome, "put_failed");
       assert.match(byHost.get("host-5")!.message!, /key/);
       const expected = db.expected();
-      assert.deepEqual([...expected.keys()].sort(), rows.map((r) => r.host).filter((h) => h !== "host-2" && h !== "host-5").sort());
+      assert.deepEqual(
+        [...expected.keys()].sort(),
+        rows
+          .map((r) => r.host)
+          .filter((h) => h !== "host-2" && h !== "host-5")
+          .sort(),
+      );
       const envelopes = await stored(rows.map((r) => r.host));
       for (const [host, envelope] of envelopes) {
         const i = Number(host.slice(5));
@@ -169,8 +191,14 @@ describe("push in batches, against a real nats-server", { timeout: 120_000 }, ()
     try {
       const bytes = sealFor(0, T0);
       const keep = (current: Uint8Array) => keepNewer(current, { host: "host-0", id: T0 }, trustOf());
-      const { revision } = await store.put("host-0", bytes, keep);
-      assert.deepEqual(await store.put("host-0", bytes, keep), { revision });
+      const base = await store.put("host-0", sealFor(0, T0 - 1));
+      const { revision } = await store.put("host-0", bytes, keep, { epoch: base.epoch!, revision: base.revision });
+      assert.equal((await store.put("host-0", bytes, keep)).revision, revision);
+      assert.equal(
+        (await store.put("host-0", bytes, keep, { epoch: base.epoch!, revision: base.revision })).revision,
+        revision,
+        "retried on its base",
+      );
       // The same id sealed again (other bytes): a second push of this id would be superseded, as before.
       await assert.rejects(store.put("host-0", sealFor(0, T0), keep), (e) => e instanceof FleetplanError && e.reason === "superseded");
     } finally {

@@ -11,7 +11,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { main } from "../../coordinator/cli/main.ts";
 import { layoutDrift, MAX_CONSUMERS, storeLayout } from "../../coordinator/store/nats-layout.ts";
 import { createNatsStore } from "../../coordinator/store/nats-store.ts";
-import { FleetplanError } from "../../shared/errors.ts";
+import { ENROLL_BUCKET, MAX_ENROLLMENT_BYTES } from "../../shared/enrollment.ts";
+import type { FleetplanError } from "../../shared/errors.ts";
 import { silentLogger } from "../../shared/log.ts";
 import { kvStream } from "../../shared/store-layout.ts";
 import { startNats } from "../helpers/nats.ts";
@@ -31,7 +32,8 @@ describe("store layout (pure)", () => {
 
   it("the plan bucket republishes headers of every key to the notify prefix; both allow direct get and cap consumers", () => {
     assert.deepEqual(plans!.fields, {
-      allow_direct: true, max_consumers: MAX_CONSUMERS,
+      allow_direct: true,
+      max_consumers: MAX_CONSUMERS,
       republish: { src: "$KV.fleetplan-plans.>", dest: "fleetplan.notify.>", headers_only: true },
     });
     assert.deepEqual(status!.fields, { allow_direct: true, max_consumers: MAX_CONSUMERS });
@@ -40,7 +42,9 @@ describe("store layout (pure)", () => {
   it("layoutDrift names each outdated setting, and nothing for a current stream", () => {
     assert.deepEqual(layoutDrift({ ...plans!.fields }, plans!.fields), []);
     assert.deepEqual(layoutDrift({ allow_direct: false, max_consumers: -1 }, plans!.fields), [
-      "direct get is off", `max_consumers is unlimited, not ${MAX_CONSUMERS}`, "no republish to fleetplan.notify.>",
+      "direct get is off",
+      `max_consumers is unlimited, not ${MAX_CONSUMERS}`,
+      "no republish to fleetplan.notify.>",
     ]);
     const elsewhere = { ...plans!.fields, republish: { src: "$KV.fleetplan-plans.>", dest: "old.>" } };
     assert.match(layoutDrift(elsewhere, plans!.fields)[0]!, /old\.>/);
@@ -66,9 +70,19 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
   it("creates both buckets with the layout, and a second run finds them current", { timeout: 20_000 }, async () => {
     const first = await run(["store", "init", "--store", nats.url, "--json"]);
     assert.equal(first.code, 0, first.stderr);
-    assert.deepEqual(JSON.parse(first.stdout).buckets.map((b: { bucket: string; action: string }) => [b.bucket, b.action]), [
-      ["fleetplan-plans", "created"], ["fleetplan-status", "created"],
-    ]);
+    const buckets = JSON.parse(first.stdout).buckets.map((b: { bucket: string; action: string }) => [b.bucket, b.action]) as string[][];
+    assert.deepEqual(
+      buckets.filter(([b]) => b !== ENROLL_BUCKET),
+      [
+        ["fleetplan-plans", "created"],
+        ["fleetplan-status", "created"],
+        ["fleetplan-logs", "created"],
+      ],
+    );
+    // The enrollment bucket comes last, from store init only; capped values, no rollup (a put cannot purge the others).
+    assert.deepEqual(buckets.at(-1), [ENROLL_BUCKET, "created"]);
+    const enroll = (await jsm.streams.info(kvStream(ENROLL_BUCKET))).config;
+    assert.deepEqual([enroll.max_msg_size, enroll.allow_rollup_hdrs, enroll.max_msgs_per_subject], [2 * MAX_ENROLLMENT_BYTES, false, 1]);
     const plans = (await jsm.streams.info(kvStream("fleetplan-plans"))).config;
     assert.deepEqual(plans.republish, { src: "$KV.fleetplan-plans.>", dest: "fleetplan.notify.>", headers_only: true });
     assert.equal(plans.allow_direct, true);
@@ -78,13 +92,28 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
     assert.equal(status.max_consumers, MAX_CONSUMERS);
     assert.equal(status.max_msgs_per_subject, 1);
     assert.equal(status.republish, undefined);
+    // Sealed output of failed runs: the last 5 per host (`fleetplan logs HOST --id N`).
+    const logs = (await jsm.streams.info(kvStream("fleetplan-logs"))).config;
+    assert.deepEqual([logs.max_msgs_per_subject, logs.allow_direct, logs.republish], [5, true, undefined]);
 
     const again = await run(["store", "init", "--store", nats.url]);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(again.stdout, "fleetplan-plans (stream KV_fleetplan-plans): current\nfleetplan-status (stream KV_fleetplan-status): current\n");
+    const lines = again.stdout.split("\n");
+    assert.ok(lines.includes(`${ENROLL_BUCKET} (stream KV_${ENROLL_BUCKET}): current`), again.stdout);
+    assert.equal(
+      lines.filter((l) => !l.startsWith(ENROLL_BUCKET)).join("\n"),
+      [
+        "fleetplan-plans (stream KV_fleetplan-plans): current",
+        "fleetplan-status (stream KV_fleetplan-status): current",
+        "fleetplan-logs (stream KV_fleetplan-logs): current",
+        "",
+      ].join("\n"),
+    );
   });
 
-  it("--notify-prefix moves the notices (as agents' storeOptions.notifyPrefix); a bad prefix is a usage error", { timeout: 20_000 }, async () => {
+  it("--notify-prefix moves the notices (as agents' storeOptions.notifyPrefix); a bad prefix is a usage error", {
+    timeout: 20_000,
+  }, async () => {
     const custom = await run(["store", "init", "--store", nats.url, "--notify-prefix", "ops.fleet.notify", "--json"]);
     assert.equal(custom.code, 0, custom.stderr);
     assert.equal((await jsm.streams.info(kvStream("fleetplan-plans"))).config.republish?.dest, "ops.fleet.notify.>");
@@ -95,7 +124,9 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
     assert.equal((await jsm.streams.info(kvStream("fleetplan-plans"))).config.republish?.dest, "fleetplan.notify.>");
   });
 
-  it("an old bucket (Kvm.create: no republish, no cap) makes push refuse; store init updates it, keeping its values", { timeout: 30_000 }, async () => {
+  it("an old bucket (Kvm.create: no republish, no cap) makes push refuse; store init updates it, keeping its values", {
+    timeout: 30_000,
+  }, async () => {
     await jsm.streams.delete(kvStream("fleetplan-plans"));
     const old = await new Kvm(nc).create("fleetplan-plans", { history: 5 });
     await old.put("web-1", new TextEncoder().encode("envelope 1"));
@@ -104,9 +135,13 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
     await old.delete("gone-1");
 
     const config = testStoreConfig(nats.url);
-    await assert.rejects(createNatsStore(config, { logger: silentLogger, attempts: 1 }), (e: FleetplanError) =>
-      e.reason === "store_layout_outdated" && /no republish to fleetplan\.notify\.>/.test(e.message)
-      && /fleetplan store init/.test(e.message));
+    await assert.rejects(
+      createNatsStore(config, { logger: silentLogger, attempts: 1 }),
+      (e: FleetplanError) =>
+        e.reason === "store_layout_outdated" &&
+        /no republish to fleetplan\.notify\.>/.test(e.message) &&
+        /fleetplan store init/.test(e.message),
+    );
 
     const r = await run(["store", "init", "--store", nats.url, "--json"]);
     assert.equal(r.code, 0, r.stderr);
@@ -130,13 +165,15 @@ describe("fleetplan store init against a real nats-server", { timeout: 60_000 },
     assert.equal((await jsm.streams.info(kvStream("fleetplan-status"))).config.max_consumers, MAX_CONSUMERS);
   });
 
-  it("refuses a Consul store, an unknown subcommand, extra arguments (exit 2); an unreachable server exits 4", { timeout: 20_000 }, async () => {
+  it("refuses a Consul store, an unknown subcommand, extra arguments (exit 2); an unreachable server exits 4", {
+    timeout: 20_000,
+  }, async () => {
     const consul = await run(["store", "init", "--store", "consul://127.0.0.1:8500", "--json"]);
     assert.equal(consul.code, 2);
     assert.match(JSON.parse(consul.stdout).message, /needs no setup/);
     const unknown = await run(["store", "frobnicate", "--store", nats.url]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /store needs a subcommand \(init[^)]*\), not "frobnicate"/);
+    assert.match(unknown.stderr, /unknown store command "frobnicate": init, credentials \(see fleetplan store --help\)/);
     const extra = await run(["store", "init", "now", "--store", nats.url]);
     assert.equal(extra.code, 2);
     const flag = await run(["store", "init", "--all", "--store", nats.url]);

@@ -9,6 +9,8 @@ export interface FakeAgentState {
   lastRun?: { success: boolean; finishedAt: number; durationMs: number };
   bootTime?: number;
   running?: boolean;
+  /** Files of the applied plan found changed (fleetplan_agent_drifted_files). */
+  driftedFiles?: number;
   /** The identity labels of fleetplan_agent_info. */
   host?: string;
   nodeKeyId?: string;
@@ -22,6 +24,7 @@ export const agentExposition = async (state: FakeAgentState): Promise<string> =>
   if (state.acceptedId !== undefined) m.acceptedId.set(state.acceptedId);
   if (state.bootTime !== undefined) m.bootTime.set(state.bootTime);
   m.running.set(state.running ? 1 : 0);
+  if (state.driftedFiles !== undefined) m.driftedFiles.set(state.driftedFiles);
   return m.registry.metrics();
 };
 

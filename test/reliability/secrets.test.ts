@@ -51,8 +51,15 @@ describe("secrets in plans never leak", { timeout: 120_000 }, () => {
     return { code: typeof r.code === "number" ? r.code : 0, stdout: String(r.stdout) };
   };
   const planFor = (host: Host): Plan => ({
-    kind: "fleetplan/plan", v: 1,
-    files: [{ path: join(nodes.get(host)!.root, "etc", "app.conf"), mode: 0o600, content: Buffer.from(secrets.get(host)!.file).toString("base64") }],
+    kind: "fleetplan/plan",
+    v: 1,
+    files: [
+      {
+        path: join(nodes.get(host)!.root, "etc", "app.conf"),
+        mode: 0o600,
+        content: Buffer.from(secrets.get(host)!.file).toString("base64"),
+      },
+    ],
     steps: [{ ...CASES[host].step, env: { DB_PASSWORD: secrets.get(host)!.env } }],
   });
 
@@ -60,14 +67,36 @@ describe("secrets in plans never leak", { timeout: 120_000 }, () => {
     nats = await startNats();
     world = await createWorld("fleetplan-secrets-");
     mkdirSync(join(world.dir, "coordinator"), { mode: 0o700 });
-    env = { ...process.env, FLEETPLAN_DB: join(world.dir, "coordinator", "fleetplan.db"), FLEETPLAN_STORE: nats.url, FLEETPLAN_ADMIN_KEY: world.adminKeyPath };
+    env = {
+      ...process.env,
+      FLEETPLAN_DB: join(world.dir, "coordinator", "fleetplan.db"),
+      FLEETPLAN_STORE: nats.url,
+      FLEETPLAN_ADMIN_KEY: world.adminKeyPath,
+    };
     for (const host of HOSTS) nodes.set(host, await createNode(world, host, nats.url, { logLevel: "debug" }));
     await Promise.all(HOSTS.map(async (h) => agents.set(h, await startAgentProcess(nodes.get(h)!))));
     assert.equal((await cli(["init", "--json"])).code, 0);
     for (const host of HOSTS) {
       const own = nodes.get(host)!.keys;
-      const nodeKey = host === "sec-rej" ? formatNodePublic(nodes.get("sec-ok")!.keys.publicKey, own.identity.publicKey) : nodes.get(host)!.nodePubPath;
-      assert.equal((await cli(["server", "add", host, "--node-key", nodeKey, "--metrics", `127.0.0.1:${nodes.get(host)!.metricsPort}`, "--json"])).code, 0);
+      const nodeKey =
+        host === "sec-rej" ? formatNodePublic(nodes.get("sec-ok")!.keys.publicKey, own.identity.publicKey) : nodes.get(host)!.nodePubPath;
+      assert.equal(
+        (
+          await cli([
+            "server",
+            "add",
+            host,
+            "--node-key",
+            nodeKey,
+            "--metrics",
+            `127.0.0.1:${nodes.get(host)!.metricsPort}`,
+            "--json",
+            // sec-rej is registered with sec-ok's key on purpose: its agent rejects the envelope.
+            ...(host === "sec-rej" ? ["--allow-shared-key"] : []),
+          ])
+        ).code,
+        0,
+      );
     }
     const plans = join(world.dir, "plans");
     mkdirSync(plans);
@@ -75,8 +104,11 @@ describe("secrets in plans never leak", { timeout: 120_000 }, () => {
     const pushed = await cli(["push", "--plans", plans, "--all", "--wait", "--timeout", "60s", "--json"]);
     assert.equal(pushed.code, 1, "not every target succeeded");
     const summary = JSON.parse(pushed.stdout.trim().split("\n").at(-1)!);
-    assert.deepEqual(Object.fromEntries(summary.targets.map((t: { host: string; outcome: string }) => [t.host, t.outcome])),
-      Object.fromEntries(HOSTS.map((h) => [h, CASES[h].outcome])), "every path was taken");
+    assert.deepEqual(
+      Object.fromEntries(summary.targets.map((t: { host: string; outcome: string }) => [t.host, t.outcome])),
+      Object.fromEntries(HOSTS.map((h) => [h, CASES[h].outcome])),
+      "every path was taken",
+    );
     await cli(["status", "--json"]);
     await cli(["history", "--json"]);
   });
@@ -128,7 +160,8 @@ describe("secrets in plans never leak", { timeout: 120_000 }, () => {
       assert.match(log, /"event":"(run_finished|envelope_rejected)"/, `${host} logged its envelope's fate`);
       assertClean(`stderr of ${host}`, log);
       assertClean(`ledger of ${host}`, dumpDatabase(join(node.config.stateDir, "ledger.db")));
-      for (const name of readdirSync(node.config.logDir)) assertClean(`run log ${name}`, readFileSync(join(node.config.logDir, name), "latin1"));
+      for (const name of readdirSync(node.config.logDir))
+        assertClean(`run log ${name}`, readFileSync(join(node.config.logDir, name), "latin1"));
     }
     assertClean("coordinator database", dumpDatabase(env.FLEETPLAN_DB!));
   });
