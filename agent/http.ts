@@ -98,11 +98,12 @@ export const serveMetrics = async (
     get url() {
       return url;
     },
-    close: () => new Promise((resolve) => {
-      closed.abort();
-      server.closeAllConnections();
-      if (!server.listening) return resolve();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        closed.abort();
+        server.closeAllConnections();
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+      }),
   };
 };

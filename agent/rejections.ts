@@ -81,7 +81,20 @@ export const createRejectionReporter = (deps: RejectionDeps) => {
     const throttled = !verified || isReplay(error.reason, error.id, planHash);
     try {
       if (throttled) deps.ledger.countRejected(error.reason);
-      else deps.ledger.recordSeen({ id: error.id ?? null, planHash, signerIds: [], target: null, issued: null, expires: null, revision: meta.revision, source: meta.source, at: deps.now(), bootTime: deps.bootTime, reason: error.reason });
+      else
+        deps.ledger.recordSeen({
+          id: error.id ?? null,
+          planHash,
+          signerIds: [],
+          target: null,
+          issued: null,
+          expires: null,
+          revision: meta.revision,
+          source: meta.source,
+          at: deps.now(),
+          bootTime: deps.bootTime,
+          reason: error.reason,
+        });
     } catch (e) {
       deps.log.error("ledger_write_failed", { error: (e as Error).message });
     }
@@ -96,7 +109,7 @@ export const createRejectionReporter = (deps: RejectionDeps) => {
     }
     // A rejection never hides a run in progress, and an unverified id is never published as ours.
     if (!deps.running() && (!throttled || publishDue(error.reason))) {
-      deps.publish("rejected", { id: verified ? error.id ?? null : null, plan_hash: verified ? planHash : null, result: error.reason });
+      deps.publish("rejected", { id: verified ? (error.id ?? null) : null, plan_hash: verified ? planHash : null, result: error.reason });
     }
   };
 };

@@ -16,7 +16,10 @@ export const ensurePrivateDir = (path: string, what: string): void => {
   const { mode, uid } = statSync(path);
   checkOwner(path, what, uid);
   if (mode & 0o022) {
-    throw new FleetplanError("insecure_key_file", `${what} ${path} is writable by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 700 ${path}`);
+    throw new FleetplanError(
+      "insecure_key_file",
+      `${what} ${path} is writable by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 700 ${path}`,
+    );
   }
 };
 

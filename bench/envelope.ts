@@ -40,7 +40,9 @@ const NOW = Date.now();
 const planOfSize = (size: number): Plan => {
   const raw = new Uint8Array(Math.floor(((size - 150) * 3) / 4));
   for (let i = 0, x = 2463534242; i < raw.length; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
     raw[i] = x & 0xff;
   }
   return {
@@ -89,7 +91,15 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 for (const size of [4096, 256 * 1024]) {
   const plan = planOfSize(size);
   const plain = planBytes(plan);
-  const sealOptions = { id: 2, target: HOST, nodePublicKey: node.publicKey, signers: [admin], issued: NOW, expires: NOW + 3_600_000, level: LEVEL };
+  const sealOptions = {
+    id: 2,
+    target: HOST,
+    nodePublicKey: node.publicKey,
+    signers: [admin],
+    issued: NOW,
+    expires: NOW + 3_600_000,
+    level: LEVEL,
+  };
   const openOptions = {
     hostname: HOST,
     nodeKeys: node,
@@ -140,21 +150,38 @@ for (const size of [4096, 256 * 1024]) {
   measure([seal, open, chain.seal, chain.open, ...Object.values(p)]);
 
   const inputBytes: Record<string, number> = {
-    ed25519_sign: message.length, ed25519_verify: message.length, crypto_box_seal: compressed.length,
-    crypto_box_seal_open: parts.ciphertext.length, blake2b_256: plain.length, zstd_compress: plain.length, zstd_decompress: compressed.length,
+    ed25519_sign: message.length,
+    ed25519_verify: message.length,
+    crypto_box_seal: compressed.length,
+    crypto_box_seal_open: parts.ciphertext.length,
+    blake2b_256: plain.length,
+    zstd_compress: plain.length,
+    zstd_decompress: compressed.length,
   };
   for (const o of Object.values(p)) {
-    console.log(JSON.stringify({ bench: "primitive", op: o.name, size, input_bytes: inputBytes[o.name], ops_per_s: Math.round(median(o.rates)) }));
+    console.log(
+      JSON.stringify({ bench: "primitive", op: o.name, size, input_bytes: inputBytes[o.name], ops_per_s: Math.round(median(o.rates)) }),
+    );
   }
   const rawSeal = combinedRates([p.blake, p.zc, p.boxSeal, p.sign]);
   const rawOpen = combinedRates([p.verify, p.boxOpen, p.zd, p.blake]);
-  for (const [o, raw, chained] of [[seal, rawSeal, chain.seal], [open, rawOpen, chain.open]] as const) {
-    console.log(JSON.stringify({
-      bench: "envelope", op: o.name, size, plan_bytes: plain.length, envelope_bytes: envelope.length,
-      ops_per_s: Math.round(median(o.rates)), raw_combined_ops_per_s: Math.round(median(raw)),
-      ratio: round3(median(o.rates.map((rate, r) => rate / raw[r]!))),
-      raw_chained_ops_per_s: Math.round(median(chained.rates)),
-      ratio_chained: round3(median(o.rates.map((rate, r) => rate / chained.rates[r]!))),
-    }));
+  for (const [o, raw, chained] of [
+    [seal, rawSeal, chain.seal],
+    [open, rawOpen, chain.open],
+  ] as const) {
+    console.log(
+      JSON.stringify({
+        bench: "envelope",
+        op: o.name,
+        size,
+        plan_bytes: plain.length,
+        envelope_bytes: envelope.length,
+        ops_per_s: Math.round(median(o.rates)),
+        raw_combined_ops_per_s: Math.round(median(raw)),
+        ratio: round3(median(o.rates.map((rate, r) => rate / raw[r]!))),
+        raw_chained_ops_per_s: Math.round(median(chained.rates)),
+        ratio_chained: round3(median(o.rates.map((rate, r) => rate / chained.rates[r]!))),
+      }),
+    );
   }
 }

@@ -40,7 +40,17 @@ export const runFuzz = async ({ count, seconds, seed }: FuzzOptions): Promise<Fu
   await sodiumReady();
   const corpus = buildCorpus();
   const rng = makeRng(seed);
-  const result: FuzzResult = { count: 0, executed: 0, crashed: 0, seconds: 0, by_reason: {}, by_mutation: {}, controls: 0, control_failures: 0, failures: [] };
+  const result: FuzzResult = {
+    count: 0,
+    executed: 0,
+    crashed: 0,
+    seconds: 0,
+    by_reason: {},
+    by_mutation: {},
+    controls: 0,
+    control_failures: 0,
+    failures: [],
+  };
   const note = (index: number, mutation: string, outcome: string, detail: string): void => {
     if (result.failures.length < MAX_FAILURE_SAMPLES) result.failures.push({ index, mutation, outcome, detail });
   };

@@ -2,15 +2,7 @@
 // mark 100), valid envelopes that must open (the controls), and complete attacks that a trusted
 // key or a replaying store could produce, each of which must be refused. Forged envelopes come
 // from test/shared/forge.ts, the same helper the per-attack tests use.
-import {
-  adminKeyFromSeed,
-  blake2bHex,
-  compressPlan,
-  nodeKeyFromSeed,
-  planBytes,
-  sealEnvelope,
-  sodium,
-} from "../shared/mod.ts";
+import { adminKeyFromSeed, blake2bHex, compressPlan, nodeKeyFromSeed, planBytes, sealEnvelope, sodium } from "../shared/mod.ts";
 import type { AdminKeyPair, NodeKeyPair, OpenOptions, Plan, SealOptions } from "../shared/mod.ts";
 import { forgeEnvelope, headerFor, sealTo } from "../test/shared/forge.ts";
 
@@ -56,14 +48,21 @@ export const buildCorpus = (): Corpus => {
     now: NOW,
   };
   const options = (o: Partial<SealOptions> = {}): SealOptions => ({
-    id: HWM_ID + 1, target: HOST, nodePublicKey: node.publicKey, signers: [admin], issued: NOW - 60_000, expires: NOW + 3_600_000, ...o,
+    id: HWM_ID + 1,
+    target: HOST,
+    nodePublicKey: node.publicKey,
+    signers: [admin],
+    issued: NOW - 60_000,
+    expires: NOW + 3_600_000,
+    ...o,
   });
   const seal = (p: Plan | Uint8Array, o: Partial<SealOptions> = {}): Uint8Array => sealEnvelope(p, options(o));
   const valid = [0, 1, 2, 3, 7, 20].map((salt, i) => seal(plan(salt), { id: HWM_ID + 1 + i }));
 
   const plain = planBytes(plan(1));
   const fields = { id: HWM_ID + 1, target: HOST, recipient: node.keyId, issued: NOW - 60_000, expires: NOW + 3_600_000 };
-  const forged = (header: Record<string, unknown>, payload: Uint8Array, to = node.publicKey) => forgeEnvelope(header, sealTo(payload, to), [admin]);
+  const forged = (header: Record<string, unknown>, payload: Uint8Array, to = node.publicKey) =>
+    forgeEnvelope(header, sealTo(payload, to), [admin]);
   const zeros = new Uint8Array(BOMB_BYTES);
   const bomb = compressPlan(zeros);
   const bombHeader = headerFor(zeros, fields);

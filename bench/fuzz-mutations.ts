@@ -31,8 +31,29 @@ const hex = (rng: Rng, n: number): string => Buffer.from(rng.bytes(n)).toString(
 
 /** Values of every JSON type and the edges of each header field's range. */
 const ODD_VALUES = (rng: Rng): unknown[] => [
-  0, -1, 1, 1.5, 2 ** 53, 2 ** 53 - 1, -0, 1e308, "", "x", null, true, [], {}, HOST, "web-1.example.org.", "../x",
-  NOW, rng.int(2 ** 31), hex(rng, 8), hex(rng, 32), "\u0000", "a".repeat(rng.int(5000)),
+  0,
+  -1,
+  1,
+  1.5,
+  2 ** 53,
+  2 ** 53 - 1,
+  -0,
+  1e308,
+  "",
+  "x",
+  null,
+  true,
+  [],
+  {},
+  HOST,
+  "web-1.example.org.",
+  "../x",
+  NOW,
+  rng.int(2 ** 31),
+  hex(rng, 8),
+  hex(rng, 32),
+  "\u0000",
+  "a".repeat(rng.int(5000)),
 ];
 const FIELDS = ["v", "id", "target", "recipient", "issued", "expires", "plan_hash", "plan_size", "codec", "extra"];
 
@@ -85,17 +106,23 @@ export const MUTATIONS: Record<string, Mutation> = {
     const view = new DataView(out.buffer);
     const headerLen = view.getUint16(5);
     const choice = rng.int(3);
-    if (choice === 0) view.setUint16(5, rng.pick([0, 0xffff, DEFAULT_LIMITS.maxHeaderBytes + 1, headerLen + 1, headerLen - 1, rng.int(0x10000)]));
-    else if (choice === 1) view.setUint32(7 + headerLen, rng.pick([0, 0xffffffff, 2 ** 31, rng.int(2 ** 32), view.getUint32(7 + headerLen) + 1]));
+    if (choice === 0)
+      view.setUint16(5, rng.pick([0, 0xffff, DEFAULT_LIMITS.maxHeaderBytes + 1, headerLen + 1, headerLen - 1, rng.int(0x10000)]));
+    else if (choice === 1)
+      view.setUint32(7 + headerLen, rng.pick([0, 0xffffffff, 2 ** 31, rng.int(2 ** 32), view.getUint32(7 + headerLen) + 1]));
     else out[out.length - 73] = rng.pick([0, 2, 16, 17, 255, rng.int(256)]);
     return out;
   },
   header_edit_untrusted: (base, c, rng) =>
-    resign(base, (h) => {
-      const field = rng.pick(FIELDS);
-      if (rng.int(4) === 0) return Object.fromEntries(Object.entries(h).filter(([k]) => k !== field));
-      return { ...h, [field]: rng.pick(ODD_VALUES(rng)) };
-    }, [c.outsider]),
+    resign(
+      base,
+      (h) => {
+        const field = rng.pick(FIELDS);
+        if (rng.int(4) === 0) return Object.fromEntries(Object.entries(h).filter(([k]) => k !== field));
+        return { ...h, [field]: rng.pick(ODD_VALUES(rng)) };
+      },
+      [c.outsider],
+    ),
   header_edit_untrusted_relabelled: (base, c) => resign(base, (h) => h, [{ keyId: c.admin.keyId, privateKey: c.outsider.privateKey }]),
   header_edit_trusted_invalid: (base, c, rng) => resign(base, (h) => rng.pick(INVALID_SIGNED_EDITS)(h, c, rng), [c.admin]),
   header_garbage_signed: (base, c, rng) => {

@@ -14,7 +14,11 @@ const { values } = parseArgs({
 const count = Number(values.count);
 const seconds = Number(values.seconds);
 const seed = Number(values.seed);
-for (const [name, value] of [["count", count], ["seconds", seconds], ["seed", seed]] as const) {
+for (const [name, value] of [
+  ["count", count],
+  ["seconds", seconds],
+  ["seed", seed],
+] as const) {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`--${name} must be a non-negative number, got ${values[name]}`);
 }
 

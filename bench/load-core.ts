@@ -101,8 +101,14 @@ const drive = async (opts: LoadOptions, nats: NatsServer, world: World, state: P
   state.figures.start_ms = Math.round(performance.now() - t0);
   opts.report?.({ phase: "start", agents: opts.agents, ms: state.figures.start_ms });
 
-  const pushAll = (id: number) => within(`putting id ${id} for every agent`, Promise.all(state.nodes.map((n) =>
-    kv.put(n.host, sealFor(world, n, id, markerPlan(n, `push ${id}`)), Math.max(0, until - Date.now())))), until);
+  const pushAll = (id: number) =>
+    within(
+      `putting id ${id} for every agent`,
+      Promise.all(
+        state.nodes.map((n) => kv.put(n.host, sealFor(world, n, id, markerPlan(n, `push ${id}`)), Math.max(0, until - Date.now()))),
+      ),
+      until,
+    );
   await pushAll(1);
   if (!(await waitUntil(() => agents.every((a) => a.ledger.highWaterMark().id >= 1), until))) {
     throw deadlinePassed(`readiness: ${whoNot(state.nodes, agents, (a) => a.ledger.highWaterMark().id >= 1)} never accepted id 1`);
@@ -181,7 +187,9 @@ export const runLoad = async (opts: LoadOptions): Promise<LoadResult> => {
     opts.report?.({ phase: "cleanup", ms: Math.round(performance.now() - t0) });
   }
   const result: LoadResult = {
-    agents: opts.agents, pushes: opts.pushes, ...state.figures,
+    agents: opts.agents,
+    pushes: opts.pushes,
+    ...state.figures,
     runs_succeeded: runs.filter((r) => r.state === "succeeded").length,
     runs_superseded: runs.filter((r) => r.state === "superseded").length,
     problems: [...missed, ...stuck, ...agentProblems],

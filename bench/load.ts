@@ -14,7 +14,11 @@ const { values } = parseArgs({
   },
 });
 const [agents, pushes, timeout] = [Number(values.agents), Number(values.pushes), Number(values.timeout)];
-for (const [name, value] of [["agents", agents], ["pushes", pushes], ["timeout", timeout]] as const) {
+for (const [name, value] of [
+  ["agents", agents],
+  ["pushes", pushes],
+  ["timeout", timeout],
+] as const) {
   if (!Number.isInteger(value) || value < 1) {
     console.error(`--${name} must be a positive integer, got "${values[name]}" (e.g. --${name} ${name === "timeout" ? 240 : 10})`);
     process.exit(2);

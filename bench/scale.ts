@@ -23,8 +23,10 @@ import { freePort, waitListening } from "../test/helpers/ports.ts";
 
 const { values } = parseArgs({
   options: {
-    feeds: { type: "string", default: "1000,10000" }, procs: { type: "string", default: "4" },
-    settle: { type: "string", default: "90" }, idle: { type: "string", default: "60" },
+    feeds: { type: "string", default: "1000,10000" },
+    procs: { type: "string", default: "4" },
+    settle: { type: "string", default: "90" },
+    idle: { type: "string", default: "60" },
   },
 });
 const sizes = values.feeds!.split(",").map(Number);
@@ -39,7 +41,8 @@ const DEADLINE_MS = 120_000;
 const emit = (figure: Record<string, unknown>) => console.log(JSON.stringify({ bench: "scale", ...figure }));
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
-const monitor = async (port: number, path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).json() as Promise<Record<string, number>>;
+const monitor = async (port: number, path: string) =>
+  (await fetch(`http://127.0.0.1:${port}${path}`)).json() as Promise<Record<string, number>>;
 
 const runSize = async (n: number): Promise<void> => {
   const [port, mport] = [await freePort(), await freePort()];
@@ -58,9 +61,23 @@ const runSize = async (n: number): Promise<void> => {
     const per = Math.ceil(n / procs);
     const started = Date.now();
     for (let p = 0; p < procs && p * per < n; p++) {
-      const w = spawn("node", ["--import", "tsx", join(import.meta.dirname, "scale-worker.ts"), "--url", url, "--start", String(p * per), "--count", String(Math.min(per, n - p * per))], {
-        stdio: ["pipe", "pipe", "inherit"],
-      });
+      const w = spawn(
+        "node",
+        [
+          "--import",
+          "tsx",
+          join(import.meta.dirname, "scale-worker.ts"),
+          "--url",
+          url,
+          "--start",
+          String(p * per),
+          "--count",
+          String(Math.min(per, n - p * per)),
+        ],
+        {
+          stdio: ["pipe", "pipe", "inherit"],
+        },
+      );
       workers.push(w);
       createInterface({ input: w.stdout! }).on("line", (line) => {
         const m = JSON.parse(line) as { ready?: number; h?: number; t?: number };

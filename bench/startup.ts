@@ -18,7 +18,10 @@ import { initStoreLayout } from "../test/helpers/store-layout.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "21" }, idle: { type: "string", default: "5" } } });
 const [runs, idle] = [Number(values.runs), Number(values.idle)];
-for (const [name, value] of [["runs", runs], ["idle", idle]] as const) {
+for (const [name, value] of [
+  ["runs", runs],
+  ["idle", idle],
+] as const) {
   if (!Number.isInteger(value) || value < 1) {
     console.error(`--${name} must be a positive integer, got "${values[name]}" (e.g. --${name} ${name === "runs" ? 21 : 5})`);
     process.exit(2);
@@ -56,7 +59,8 @@ commands.forEach(([name], c) => {
 // /proc/PID/status fields in kB, as MB.
 const memoryOf = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const mb = (field: string) => Math.round(Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(`${field}:`)) ?? "")?.[1]) / 102.4) / 10;
+  const mb = (field: string) =>
+    Math.round(Number(/(\d+) kB/.exec(status.split("\n").find((l) => l.startsWith(`${field}:`)) ?? "")?.[1]) / 102.4) / 10;
   return { rss_mb: mb("VmRSS"), hwm_mb: mb("VmHWM"), rss_anon_mb: mb("RssAnon"), rss_file_mb: mb("RssFile") };
 };
 
@@ -70,7 +74,8 @@ const unitNodeFlags = (): string[] => {
 // One `fleetplan-agent run` with these node flags: its memory after `idle` seconds of listening.
 const idleAgent = async (node: Node, flags: string[]) => {
   const child = spawn(process.execPath, [...flags, AGENT_BIN, "run", "--config", node.configPath], {
-    stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, NODE_OPTIONS: "" },
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NODE_OPTIONS: "" },
   });
   let log = "";
   child.stderr.on("data", (chunk: Buffer) => (log += chunk.toString()));

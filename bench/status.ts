@@ -16,7 +16,11 @@ import { agentExposition, startExposer } from "../test/helpers/metrics-server.ts
 import { startPrometheus } from "../test/helpers/prometheus.ts";
 
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "5" }, "no-prometheus": { type: "boolean", default: false }, serve: { type: "boolean", default: false } },
+  options: {
+    runs: { type: "string", default: "5" },
+    "no-prometheus": { type: "boolean", default: false },
+    serve: { type: "boolean", default: false },
+  },
 });
 const AGENTS = 1000;
 const PER_SERVER = 50;
@@ -33,7 +37,9 @@ const serveFleet = async (): Promise<void> => {
       const i = s * PER_SERVER + j;
       const applied = { id: FIRST_ID + i, planHash: planHash(i), bootTime: 1_741_330_000 };
       const lastRun = { success: true, finishedAt: Date.now(), durationMs: 1200 };
-      routes[`/agent-${i}/metrics`] = { body: await agentExposition({ applied, acceptedId: applied.id, bootTime: applied.bootTime, lastRun }) };
+      routes[`/agent-${i}/metrics`] = {
+        body: await agentExposition({ applied, acceptedId: applied.id, bootTime: applied.bootTime, lastRun }),
+      };
     }
     const exposer = await startExposer(routes);
     urls.push(...Object.keys(routes).map((path) => `${exposer.origin}${path}`));
@@ -42,7 +48,10 @@ const serveFleet = async (): Promise<void> => {
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-interface Sample { wallMs: number; cpuMs: number }
+interface Sample {
+  wallMs: number;
+  cpuMs: number;
+}
 const timed = async (fn: () => unknown): Promise<Sample> => {
   const cpu = process.cpuUsage();
   const t = performance.now();
@@ -52,11 +61,18 @@ const timed = async (fn: () => unknown): Promise<Sample> => {
 };
 const emit = (figure: string, samples: Sample[], extra: Record<string, unknown> = {}) => {
   const round = (x: number) => +x.toFixed(2);
-  console.log(JSON.stringify({
-    bench: "status", figure, agents: AGENTS, runs: samples.length,
-    median_wall_ms: round(median(samples.map((s) => s.wallMs))), max_wall_ms: round(Math.max(...samples.map((s) => s.wallMs))),
-    median_cpu_ms: round(median(samples.map((s) => s.cpuMs))), ...extra,
-  }));
+  console.log(
+    JSON.stringify({
+      bench: "status",
+      figure,
+      agents: AGENTS,
+      runs: samples.length,
+      median_wall_ms: round(median(samples.map((s) => s.wallMs))),
+      max_wall_ms: round(Math.max(...samples.map((s) => s.wallMs))),
+      median_cpu_ms: round(median(samples.map((s) => s.cpuMs))),
+      ...extra,
+    }),
+  );
 };
 const repeat = async (runs: number, fn: () => unknown): Promise<Sample[]> => {
   const out: Sample[] = [];
@@ -75,11 +91,19 @@ const measure = async (urls: string[], runs: number): Promise<void> => {
   if (runs > 1) emit("scrape_1000_agents_warm", scrape.slice(1), { concurrency: 64, answered });
 
   const { reported } = await scrapeAgents(targets);
-  const body = (await fetch(urls[0]!).then((r) => r.text()));
-  emit("parse_1000_expositions", await repeat(runs, () => { for (let i = 0; i < AGENTS; i++) parseAgentMetrics(body, 0); }), { body_bytes: body.length });
+  const body = await fetch(urls[0]!).then((r) => r.text());
+  emit(
+    "parse_1000_expositions",
+    await repeat(runs, () => {
+      for (let i = 0; i < AGENTS; i++) parseAgentMetrics(body, 0);
+    }),
+    { body_bytes: body.length },
+  );
   let converged = 0;
   const verdicts = await repeat(runs, () => {
-    converged = targets.filter((t) => verdict(expected.get(t.host)!, reported.get(t.host) ?? null, null, Date.now(), MAX_AGE_MS).verdict === "converged").length;
+    converged = targets.filter(
+      (t) => verdict(expected.get(t.host)!, reported.get(t.host) ?? null, null, Date.now(), MAX_AGE_MS).verdict === "converged",
+    ).length;
   });
   emit("verdict_1000_rows", verdicts, { converged });
 
@@ -93,7 +117,10 @@ const measure = async (urls: string[], runs: number): Promise<void> => {
   });
   try {
     await prom.waitForTargetsUp(60_000);
-    const query = await repeat(runs, async () => (answered = (await queryPrometheus(prom.url, targets, { timeoutMs: 10_000 })).reported.size));
+    const query = await repeat(
+      runs,
+      async () => (answered = (await queryPrometheus(prom.url, targets, { timeoutMs: 10_000 })).reported.size),
+    );
     emit("prometheus_query_1000_agents", query, { answered, queries_per_status: 1 });
   } finally {
     await prom.stop();

@@ -34,8 +34,14 @@ export interface CoordinatorFlags {
 
 /** The settings `fleetplan init` remembers, each with the env var that overrides the file. */
 export const REMEMBERED = {
-  store: "FLEETPLAN_STORE", replicas: "FLEETPLAN_REPLICAS", "notify-prefix": "FLEETPLAN_NOTIFY_PREFIX", creds: "FLEETPLAN_CREDS",
-  "tls-ca": "FLEETPLAN_TLS_CA", "tls-cert": "FLEETPLAN_TLS_CERT", "tls-key": "FLEETPLAN_TLS_KEY", prometheus: "FLEETPLAN_PROMETHEUS",
+  store: "FLEETPLAN_STORE",
+  replicas: "FLEETPLAN_REPLICAS",
+  "notify-prefix": "FLEETPLAN_NOTIFY_PREFIX",
+  creds: "FLEETPLAN_CREDS",
+  "tls-ca": "FLEETPLAN_TLS_CA",
+  "tls-cert": "FLEETPLAN_TLS_CERT",
+  "tls-key": "FLEETPLAN_TLS_KEY",
+  prometheus: "FLEETPLAN_PROMETHEUS",
 } as const;
 export type RememberedName = keyof typeof REMEMBERED;
 export type ConfigFileSettings = Partial<Record<RememberedName, string>>;
@@ -163,7 +169,9 @@ const redact = (value: string): string => value.replace(/\/\/([^/@:]*):[^/@]*@/g
  * config file (`file`, read beside the database unless given) > default.
  */
 export const normalizeCoordinatorConfig = (
-  flags: CoordinatorFlags, env: NodeJS.ProcessEnv = process.env, file: ConfigFile = loadConfigFile(databasePath(flags, env)),
+  flags: CoordinatorFlags,
+  env: NodeJS.ProcessEnv = process.env,
+  file: ConfigFile = loadConfigFile(databasePath(flags, env)),
 ): CoordinatorConfig => {
   const problems: string[] = [];
   const db = databasePath(flags, env);
@@ -178,16 +186,22 @@ export const normalizeCoordinatorConfig = (
     problems.push(`${prometheus.origin}: ${JSON.stringify(prometheus.value)} is not an http(s) URL`);
   }
   const input = {
-    url: picked.store?.value, ...(replicas !== undefined && { replicas: Number(replicas.value) }),
-    ...(picked["notify-prefix"] !== undefined && { notifyPrefix: picked["notify-prefix"].value }), ...files,
+    url: picked.store?.value,
+    ...(replicas !== undefined && { replicas: Number(replicas.value) }),
+    ...(picked["notify-prefix"] !== undefined && { notifyPrefix: picked["notify-prefix"].value }),
+    ...files,
   };
   const store = normalizeStoreConfig(input, problems, env);
   const fromEnv = env.FLEETPLAN_ADMIN_KEY ? env.FLEETPLAN_ADMIN_KEY.split(",") : [];
   const keysSource = flags["admin-key"]?.length ? "flag" : fromEnv.length ? "env FLEETPLAN_ADMIN_KEY" : "default";
-  const adminKeys = (flags["admin-key"]?.length ? flags["admin-key"] : fromEnv.length ? fromEnv : [defaultAdminKey(db)]).map((p) => resolve(p));
+  const adminKeys = (flags["admin-key"]?.length ? flags["admin-key"] : fromEnv.length ? fromEnv : [defaultAdminKey(db)]).map((p) =>
+    resolve(p),
+  );
   if (problems.length > 0) throw new FleetplanError("invalid_config", `invalid configuration:\n  - ${problems.join("\n  - ")}`);
   const defaults: Partial<Record<RememberedName, string>> = {
-    store: "nats://127.0.0.1:4222", replicas: String(store.replicas), "notify-prefix": store.notifyPrefix,
+    store: "nats://127.0.0.1:4222",
+    replicas: String(store.replicas),
+    "notify-prefix": store.notifyPrefix,
   };
   const sources: SettingSource[] = [
     { name: "db", value: db, source: flags.db !== undefined ? "flag" : env.FLEETPLAN_DB ? "env FLEETPLAN_DB" : "default" },

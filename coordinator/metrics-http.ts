@@ -83,5 +83,7 @@ export const requestText = (url: string, opts: TextRequest): Promise<string> =>
 /** A short reason for a failed request: the timeout, the HTTP status, or the socket error code. */
 export const describeFailure = (error: unknown): string => {
   const e = error as Error & { code?: string };
-  return e instanceof FleetplanError || e instanceof HttpStatusError || e instanceof RequestTimeoutError ? e.message : e.code ?? e.message;
+  return e instanceof FleetplanError || e instanceof HttpStatusError || e instanceof RequestTimeoutError
+    ? e.message
+    : (e.code ?? e.message);
 };

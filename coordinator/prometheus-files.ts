@@ -49,8 +49,7 @@ export const EXPECTED_METRIC = "fleetplan_expected_plan_info";
 export const expectedTextfile = (expected: Map<string, Expected>): string => {
   const lines = [...expected]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([host, e]) =>
-      `${EXPECTED_METRIC}{host="${labelValue(host)}",plan_hash="${labelValue(e.planHash)}",provisioning_id="${e.id}"} 1`);
+    .map(([host, e]) => `${EXPECTED_METRIC}{host="${labelValue(host)}",plan_hash="${labelValue(e.planHash)}",provisioning_id="${e.id}"} 1`);
   return [
     `# HELP ${EXPECTED_METRIC} The plan each host should run: the last one this coordinator delivered (fleetplan status --textfile).`,
     `# TYPE ${EXPECTED_METRIC} gauge`,

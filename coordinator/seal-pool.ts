@@ -61,7 +61,7 @@ export const createSealPool = (signers: AdminKeyPair[], size = availableParallel
   let nextJob = 0;
   let allReady = () => {};
   let notReady = (_: Error) => {};
-  const started = new Promise<void>((resolve, reject) => [allReady, notReady] = [resolve, reject]);
+  const started = new Promise<void>((resolve, reject) => ([allReady, notReady] = [resolve, reject]));
   started.catch(() => {}); // seen by whoever awaits it; a pool nobody awaits must not crash the process
   let failure: Error | null = null;
   const fail = (error: Error) => {

@@ -21,6 +21,9 @@ port.on("message", (m: SealWorkerRequest) => {
   // Transferred only when the view is its whole buffer (sealEnvelope's are): nothing else is detached.
   const own = (o: (typeof out)[number]): o is Uint8Array =>
     o instanceof Uint8Array && o.byteOffset === 0 && o.byteLength === o.buffer.byteLength;
-  port.postMessage({ job: m.job, out }, out.filter(own).map((o) => o.buffer as ArrayBuffer));
+  port.postMessage(
+    { job: m.job, out },
+    out.filter(own).map((o) => o.buffer as ArrayBuffer),
+  );
 });
 port.postMessage({ ready: true });

@@ -5,7 +5,15 @@
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  type ConsulReply, type ConsulRequest, type ConsulTuning, type KvEntry, type KvRead, nextIndex, parseKvRead, type ResolvedTuning, resolveTuning,
+  type ConsulReply,
+  type ConsulRequest,
+  type ConsulTuning,
+  type KvEntry,
+  type KvRead,
+  nextIndex,
+  parseKvRead,
+  type ResolvedTuning,
+  resolveTuning,
 } from "./consul-kv.ts";
 import { reasonOf } from "./errors.ts";
 import { type Logger, silentLogger } from "./log.ts";
@@ -30,7 +38,11 @@ export interface ConsulOptions extends ConsulTuning {
 }
 
 /** A client over `send` for one store, and the close() that aborts its retries and watches. */
-export const createConsulClient = (config: StoreConfig, opts: ConsulOptions, send: ConsulSend): { client: ConsulClient; close: () => void } => {
+export const createConsulClient = (
+  config: StoreConfig,
+  opts: ConsulOptions,
+  send: ConsulSend,
+): { client: ConsulClient; close: () => void } => {
   const closed = new AbortController();
   // Every request in flight (a push has hundreds) listens on this one signal while it runs and
   // lets go when it ends: many listeners are expected, not a leak, so Node is told not to warn.
@@ -59,7 +71,14 @@ export const exchange = <T>(client: ConsulClient, request: ConsulRequest, parse:
     signal: client.signal,
     isPermanent: (error) => PERMANENT.has(reasonOf(error)),
     onRetry: (error, attempt, delayMs) =>
-      client.logger.warn("consul_retry", { path: request.what, method: request.method, attempt, retry_in_ms: delayMs, reason: reasonOf(error), error }),
+      client.logger.warn("consul_retry", {
+        path: request.what,
+        method: request.method,
+        attempt,
+        retry_in_ms: delayMs,
+        reason: reasonOf(error),
+        error,
+      }),
   });
 
 const pause = async (ms: number, signal: AbortSignal): Promise<void> => {

@@ -38,7 +38,9 @@ export const consulTransport = (
   maxReplyBytes = CONSUL_MAX_REPLY_BYTES,
 ): { send: ConsulSend; destroy: () => void } => {
   const tls = config.servers[0]?.startsWith("https:") ?? false;
-  const agent = tls ? new io.https.Agent(consulAgentOptions(config.tls, io.readFile, io.readPrivateFile)) : new io.http.Agent({ keepAlive: true });
+  const agent = tls
+    ? new io.https.Agent(consulAgentOptions(config.tls, io.readFile, io.readPrivateFile))
+    : new io.http.Agent({ keepAlive: true });
   const send: ConsulSend = (request, signal) =>
     new Promise((resolve, reject) => {
       const call = (request.url.startsWith("https:") ? io.https.request : io.http.request) as typeof NodeHttp.request;
@@ -53,7 +55,9 @@ export const consulTransport = (
           req.destroy();
         });
         res.on("error", (error) => reject(transportError(error, request)));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, index: res.headers["x-consul-index"] as string | undefined, body: Buffer.concat(chunks) }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, index: res.headers["x-consul-index"] as string | undefined, body: Buffer.concat(chunks) }),
+        );
       });
       req.on("timeout", () => req.destroy(timeoutError(request)));
       req.on("error", (error) => reject(transportError(error, request)));

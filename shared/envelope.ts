@@ -8,7 +8,16 @@ import { reusableBuffer } from "./scratch.ts";
 import { sealedBox } from "./sealed-box.ts";
 import { sodium } from "./sodium.ts";
 import type { EnvelopeHeader, EnvelopeLimits, EnvelopeParts, OpenedEnvelope, OpenOptions, Plan, SealOptions, TrustSet } from "./types.ts";
-import { checkSizes, DEFAULT_LIMITS, encodeSigned, parseHeader, SIG_ENTRY_BYTES, SIGNING_PREFIX, signedLength, splitEnvelope } from "./wire.ts";
+import {
+  checkSizes,
+  DEFAULT_LIMITS,
+  encodeSigned,
+  parseHeader,
+  SIG_ENTRY_BYTES,
+  SIGNING_PREFIX,
+  signedLength,
+  splitEnvelope,
+} from "./wire.ts";
 
 const messageBuffer = reusableBuffer();
 /** The signed message: domain prefix + signed bytes (public), in a buffer reused across calls. */
@@ -22,7 +31,8 @@ const withPrefix = (signed: Uint8Array): Uint8Array => {
 /** Compress, encrypt to the node key, sign with every signer. Plan bytes are taken as given. */
 export const sealEnvelope = (plan: Plan | Uint8Array, options: SealOptions): Uint8Array => {
   const plain = plan instanceof Uint8Array ? plan : planBytes(plan);
-  if (!Number.isSafeInteger(options.id) || options.id <= 0) throw new RangeError(`provisioning id must be a positive integer ≤ 2^53−1, got ${options.id}`);
+  if (!Number.isSafeInteger(options.id) || options.id <= 0)
+    throw new RangeError(`provisioning id must be a positive integer ≤ 2^53−1, got ${options.id}`);
   if (options.signers.length === 0) throw new RangeError("at least one signer is required");
   const header: EnvelopeHeader = {
     v: 1,
@@ -77,22 +87,34 @@ export const verifySignatures = (parts: EnvelopeParts, trust: TrustSet): string[
   }
   const id = parts.header.id;
   if (forged) throw new EnvelopeError("bad_signature", "a signature from a trusted key does not verify", id);
-  throw new EnvelopeError("untrusted_signer", `${valid.length} valid signature(s) from distinct trusted keys, ${trust.threshold} required`, id);
+  throw new EnvelopeError(
+    "untrusted_signer",
+    `${valid.length} valid signature(s) from distinct trusted keys, ${trust.threshold} required`,
+    id,
+  );
 };
 
 /** Step 4: meant for this host and this node key. */
 const checkTarget = (header: EnvelopeHeader, hostname: string, recipient: string): void => {
-  if (header.target !== hostname) throw new EnvelopeError("wrong_target", `envelope is for ${header.target}, this is ${hostname}`, header.id);
-  if (header.recipient !== recipient) throw new EnvelopeError("wrong_target", `envelope is for node key ${header.recipient}, this node is ${recipient}`, header.id);
+  if (header.target !== hostname)
+    throw new EnvelopeError("wrong_target", `envelope is for ${header.target}, this is ${hostname}`, header.id);
+  if (header.recipient !== recipient)
+    throw new EnvelopeError("wrong_target", `envelope is for node key ${header.recipient}, this node is ${recipient}`, header.id);
 };
 
 /** Step 5: within its validity window, allowing for clock skew on `issued`. */
 const checkTime = (header: EnvelopeHeader, now: number, skewMs: number): void => {
   if (header.expires <= now) throw new EnvelopeError("expired", `envelope expired at ${new Date(header.expires).toISOString()}`, header.id);
-  if (header.issued > now + skewMs) throw new EnvelopeError("from_future", `envelope issued at ${new Date(header.issued).toISOString()}, beyond the allowed clock skew`, header.id);
+  if (header.issued > now + skewMs)
+    throw new EnvelopeError(
+      "from_future",
+      `envelope issued at ${new Date(header.issued).toISOString()}, beyond the allowed clock skew`,
+      header.id,
+    );
   // An id may not run ahead of its own issue time: a stolen key cannot fast-forward a host.
   const maxId = maxIdAt(header.issued, skewMs);
-  if (header.id > maxId) throw new EnvelopeError("from_future", `id ${header.id} runs ahead of its issue time (at most ${maxId})`, header.id);
+  if (header.id > maxId)
+    throw new EnvelopeError("from_future", `id ${header.id} runs ahead of its issue time (at most ${maxId})`, header.id);
 };
 
 /**
@@ -101,7 +123,8 @@ const checkTime = (header: EnvelopeHeader, now: number, skewMs: number): void =>
  * it again from the store, and that must not look like a rejection).
  */
 const checkDuplicate = (header: EnvelopeHeader, hwm: OpenOptions["highWaterMark"]): void => {
-  if (header.id === hwm.id && header.plan_hash === hwm.planHash) throw new EnvelopeError("duplicate", `envelope ${header.id} was already accepted`, header.id);
+  if (header.id === hwm.id && header.plan_hash === hwm.planHash)
+    throw new EnvelopeError("duplicate", `envelope ${header.id} was already accepted`, header.id);
 };
 
 /** Step 6: strictly above the high-water mark (replay and rollback). */
@@ -114,7 +137,8 @@ const plainBuffer = reusableBuffer();
 /** Step 7: decrypt, decompress under a cap, check the hash, validate the plan. */
 const decryptPlan = (parts: EnvelopeParts, nodeKeys: OpenOptions["nodeKeys"], limits: EnvelopeLimits): Plan => {
   const { header } = parts;
-  if (header.plan_size > limits.maxPlanBytes) throw new EnvelopeError("too_large", `plan declares ${header.plan_size} bytes, limit ${limits.maxPlanBytes}`, header.id);
+  if (header.plan_size > limits.maxPlanBytes)
+    throw new EnvelopeError("too_large", `plan declares ${header.plan_size} bytes, limit ${limits.maxPlanBytes}`, header.id);
   let compressed: Uint8Array;
   try {
     compressed = sodium.crypto_box_seal_open(parts.ciphertext, nodeKeys.publicKey, nodeKeys.privateKey);
@@ -146,7 +170,8 @@ const parsePlanBytes = (bytes: Uint8Array, header: EnvelopeHeader): Plan => {
   const problems = planProblems(value);
   const plan = value as Plan;
   if (problems.length === 0 && plan.id !== undefined && plan.id !== header.id) problems.push("plan.id differs from the envelope id");
-  if (problems.length === 0 && plan.target !== undefined && plan.target !== header.target) problems.push("plan.target differs from the envelope target");
+  if (problems.length === 0 && plan.target !== undefined && plan.target !== header.target)
+    problems.push("plan.target differs from the envelope target");
   if (problems.length > 0) throw new EnvelopeError("invalid_plan", `plan: ${problems.slice(0, 5).join("; ")}`, header.id);
   return plan;
 };

@@ -70,5 +70,4 @@ export class EnvelopeError extends FleetplanError<RejectReason> {
 export const isBenign = (reason: string): boolean => reason === RejectReason.Duplicate;
 
 /** The reason code of any thrown value; unknown errors map to `internal`. */
-export const reasonOf = (error: unknown): string =>
-  error instanceof FleetplanError ? error.reason : "internal";
+export const reasonOf = (error: unknown): string => (error instanceof FleetplanError ? error.reason : "internal");

@@ -3,12 +3,19 @@ import { dirname, join } from "node:path";
 import { FleetplanError } from "./errors.ts";
 import { readPrivateFile, readProtectedFile, readTextFile, writeFileAtomic } from "./files.ts";
 import {
-  adminKeyFromPrivate, formatKey, formatNodePublic, generateAdminKey, generateNodeKey, KeyType, nodeKeyFromPrivate, parseKey, parseNodePublic,
+  adminKeyFromPrivate,
+  formatKey,
+  formatNodePublic,
+  generateAdminKey,
+  generateNodeKey,
+  KeyType,
+  nodeKeyFromPrivate,
+  parseKey,
+  parseNodePublic,
   parseTrust,
 } from "./keys.ts";
 import type { NodePublicKey } from "./keys.ts";
 import type { AdminKeyPair, NodeKeyPair, TrustSet } from "./types.ts";
-
 
 export const loadAdminKey = (path: string): AdminKeyPair =>
   adminKeyFromPrivate(parseKey(readPrivateFile(path, "admin key"), KeyType.AdminPrivate, path), path);
@@ -36,7 +43,7 @@ export interface WrittenKey {
 }
 
 /** The public half's path beside a private key file: a trailing `.key` becomes `.pub`, else `.pub` is appended. */
-const publicKeyPath = (privatePath: string): string => privatePath.replace(/\.key$/, "") + ".pub";
+const publicKeyPath = (privatePath: string): string => `${privatePath.replace(/\.key$/, "")}.pub`;
 
 /** Generate a key pair at exactly `privatePath` (0600) and publicKeyPath() beside it; never overwrites a key. */
 export const writeNewKeyAt = (privatePath: string, kind: "admin" | "node"): WrittenKey => {

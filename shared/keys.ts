@@ -27,8 +27,7 @@ const KEY_LENGTH: Record<KeyType, number> = {
 const NODE_IDENTITY_KEY = new TextEncoder().encode("fleetplan/node-identity/v1");
 
 /** Key id: first 8 bytes of BLAKE2b-256(public key), hex (docs/protocol.md). */
-export const keyIdOf = (publicKey: Uint8Array): string =>
-  toHex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
+export const keyIdOf = (publicKey: Uint8Array): string => toHex(sodium.crypto_generichash(32, publicKey, null).subarray(0, 8));
 
 /** BLAKE2b-256 hex of arbitrary bytes (the plan hash). */
 export const blake2bHex = (bytes: Uint8Array): string => toHex(sodium.crypto_generichash(32, bytes, null));
@@ -96,9 +95,7 @@ export const parseNodePublic = (text: string, source: string): NodePublicKey => 
 
 /** The inventory's normalised line for a parsed node public key, in the form it was given. */
 export const formatNodePublicKey = (key: NodePublicKey): string =>
-  key.identityKey === null
-    ? formatKey(KeyType.NodePublic, key.publicKey)
-    : formatNodePublic(key.publicKey, key.identityKey);
+  key.identityKey === null ? formatKey(KeyType.NodePublic, key.publicKey) : formatNodePublic(key.publicKey, key.identityKey);
 
 /** Parse one key line of the expected type; `source` names it in errors (never the key). */
 export const parseKey = (text: string, expected: KeyType, source: string): Uint8Array => {
@@ -127,7 +124,8 @@ export const parseKey = (text: string, expected: KeyType, source: string): Uint8
 /** An Ed25519 secret key is seed ‖ public key: re-derive from the seed so a corrupt file is caught. */
 export const adminKeyFromPrivate = (privateKey: Uint8Array, source = "admin key"): AdminKeyPair => {
   const { publicKey } = sodium.crypto_sign_seed_keypair(privateKey.subarray(0, 32));
-  if (sodium.compare(publicKey, privateKey.subarray(32)) !== 0) throw new FleetplanError("bad_key", `${source}: corrupt Ed25519 key (public half does not match the seed)`);
+  if (sodium.compare(publicKey, privateKey.subarray(32)) !== 0)
+    throw new FleetplanError("bad_key", `${source}: corrupt Ed25519 key (public half does not match the seed)`);
   return { keyId: keyIdOf(publicKey), publicKey, privateKey };
 };
 
@@ -169,4 +167,9 @@ export const parseTrust = (text: string, source: string): TrustSet => {
 };
 
 export const formatTrust = (keys: Uint8Array[], threshold = 1): string =>
-  [`# fleetplan trust set: admin keys this agent accepts`, `threshold ${threshold}`, ...keys.map((k) => formatKey(KeyType.AdminPublic, k)), ""].join("\n");
+  [
+    `# fleetplan trust set: admin keys this agent accepts`,
+    `threshold ${threshold}`,
+    ...keys.map((k) => formatKey(KeyType.AdminPublic, k)),
+    "",
+  ].join("\n");

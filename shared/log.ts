@@ -9,9 +9,7 @@ const REDACTED = "[redacted]";
 
 /** Drop values under secret-looking keys; keep ids, hashes and key ids (not secret). */
 export const redact = (fields: Record<string, unknown>): Record<string, unknown> =>
-  Object.fromEntries(
-    Object.entries(fields).map(([k, v]) => [k, SECRET_KEY.test(k) && !/(_id|Id|_ids|Ids)$/.test(k) ? REDACTED : v]),
-  );
+  Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, SECRET_KEY.test(k) && !/(_id|Id|_ids|Ids)$/.test(k) ? REDACTED : v]));
 
 export interface Logger {
   debug(event: string, fields?: Record<string, unknown>): void;

@@ -20,7 +20,9 @@ export const natsConnectOptions = (config: StoreConfig, role: { name: string; fo
   ...(config.inboxPrefix !== undefined && { inboxPrefix: config.inboxPrefix }),
   ...(config.user !== undefined && { user: config.user, pass: config.pass ?? "" }),
   ...(config.token !== undefined && { token: config.token }),
-  ...(config.credsFile !== undefined && { authenticator: credsAuthenticator(new TextEncoder().encode(readPrivateFile(config.credsFile, "NATS credentials file"))) }),
+  ...(config.credsFile !== undefined && {
+    authenticator: credsAuthenticator(new TextEncoder().encode(readPrivateFile(config.credsFile, "NATS credentials file"))),
+  }),
   ...(config.tls && {
     tls: {
       ...(config.tls.ca && { caFile: config.tls.ca }),

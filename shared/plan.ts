@@ -57,7 +57,8 @@ const checkKeys = (value: Record<string, unknown>, allowed: readonly string[], w
 const pathProblem = (path: unknown): string | null => {
   if (typeof path !== "string" || !path.startsWith("/") || path.length < 2) return "must be an absolute path";
   // A UTF-16 unit takes at most 3 UTF-8 bytes: most paths need no byte count.
-  if (path.length * 3 > PLAN_LIMITS.pathBytes && Buffer.byteLength(path) > PLAN_LIMITS.pathBytes) return `longer than ${PLAN_LIMITS.pathBytes} bytes`;
+  if (path.length * 3 > PLAN_LIMITS.pathBytes && Buffer.byteLength(path) > PLAN_LIMITS.pathBytes)
+    return `longer than ${PLAN_LIMITS.pathBytes} bytes`;
   if (path.includes("\0")) return "contains NUL";
   if (NOT_NORMAL.test(path)) return "must be normalised (no //, . or ..)";
   return null;
@@ -81,7 +82,8 @@ const checkFile = (file: unknown, i: number, problems: string[]): void => {
   if (parseMode(file.mode) === null) problems.push(`${where}.mode: must be octal permission bits (0 to 0o7777)`);
   for (const k of ["owner", "group"] as const) {
     const account = file[k];
-    if (account !== undefined && (typeof account !== "string" || !ACCOUNT.test(account))) problems.push(`${where}.${k}: not a valid user/group name or id`);
+    if (account !== undefined && (typeof account !== "string" || !ACCOUNT.test(account)))
+      problems.push(`${where}.${k}: not a valid user/group name or id`);
   }
   if (typeof file.content !== "string" || !isBase64(file.content)) problems.push(`${where}.content: must be base64`);
 };
@@ -110,7 +112,8 @@ const checkStep = (step: unknown, i: number, problems: string[]): void => {
   }
   for (const k in env) {
     const v = env[k];
-    if (!ENV_NAME.test(k) || k.startsWith("FLEETPLAN_")) problems.push(`${where}.env: invalid or reserved name ${JSON.stringify(k.slice(0, 64))}`);
+    if (!ENV_NAME.test(k) || k.startsWith("FLEETPLAN_"))
+      problems.push(`${where}.env: invalid or reserved name ${JSON.stringify(k.slice(0, 64))}`);
     if (typeof v !== "string" || v.includes("\0")) problems.push(`${where}.env.${k}: must be a string without NUL`);
   }
 };
@@ -134,9 +137,11 @@ export const planProblems = (value: unknown): string[] => {
   checkKeys(value, PLAN_FIELDS, "plan", problems);
   if (value.kind !== "fleetplan/plan") problems.push(`plan.kind: must be "fleetplan/plan"`);
   if (value.v !== 1 && value.v !== 2) problems.push("plan.v: must be 1 or 2");
-  if (value.v === 2 && !(typeof value.salt === "string" && SALT.test(value.salt))) problems.push("plan.salt: version 2 needs 64 lowercase hex digits");
+  if (value.v === 2 && !(typeof value.salt === "string" && SALT.test(value.salt)))
+    problems.push("plan.salt: version 2 needs 64 lowercase hex digits");
   if (value.v === 1 && value.salt !== undefined) problems.push("plan.salt: only in version 2");
-  if (value.id !== undefined && !(Number.isSafeInteger(value.id) && (value.id as number) > 0)) problems.push("plan.id: must be a positive safe integer");
+  if (value.id !== undefined && !(Number.isSafeInteger(value.id) && (value.id as number) > 0))
+    problems.push("plan.id: must be a positive safe integer");
   if (value.target !== undefined && typeof value.target !== "string") problems.push("plan.target: must be a string");
   checkList(value.files, "files", PLAN_LIMITS.files, checkFile, problems);
   checkList(value.steps, "steps", PLAN_LIMITS.steps, checkStep, problems);
@@ -155,19 +160,23 @@ export const normalizePlan = (value: Plan): Plan => ({
   ...(value.salt !== undefined && { salt: value.salt }),
   ...(value.id !== undefined && { id: value.id }),
   ...(value.target !== undefined && { target: value.target }),
-  files: value.files.map((f): PlanFile => ({
-    path: f.path,
-    mode: parseMode(f.mode) as number,
-    ...(f.owner !== undefined && { owner: f.owner }),
-    ...(f.group !== undefined && { group: f.group }),
-    content: f.content,
-  })),
-  steps: value.steps.map((s): PlanStep => ({
-    name: s.name,
-    run: s.run,
-    ...(s.timeout_s !== undefined && { timeout_s: s.timeout_s }),
-    ...(s.env !== undefined && { env: { ...s.env } }),
-  })),
+  files: value.files.map(
+    (f): PlanFile => ({
+      path: f.path,
+      mode: parseMode(f.mode) as number,
+      ...(f.owner !== undefined && { owner: f.owner }),
+      ...(f.group !== undefined && { group: f.group }),
+      content: f.content,
+    }),
+  ),
+  steps: value.steps.map(
+    (s): PlanStep => ({
+      name: s.name,
+      run: s.run,
+      ...(s.timeout_s !== undefined && { timeout_s: s.timeout_s }),
+      ...(s.env !== undefined && { env: { ...s.env } }),
+    }),
+  ),
 });
 
 /** A plain shell script is a plan with one step. */

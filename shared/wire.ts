@@ -24,7 +24,8 @@ const HEX16 = /^[0-9a-f]{16}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
 
-const hasMagic = (bytes: Uint8Array): boolean => bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2] && bytes[3] === MAGIC[3];
+const hasMagic = (bytes: Uint8Array): boolean =>
+  bytes[0] === MAGIC[0] && bytes[1] === MAGIC[1] && bytes[2] === MAGIC[2] && bytes[3] === MAGIC[3];
 
 export const isValidHostname = (host: string): boolean => HOSTNAME.test(host) && !host.includes("..");
 const isTime = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -102,7 +103,8 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
   } catch {
     throw new EnvelopeError("malformed", "header is not valid UTF-8 JSON");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new EnvelopeError("malformed", "header is not a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new EnvelopeError("malformed", "header is not a JSON object");
   const h = value as Record<string, unknown>;
   const id = Number.isSafeInteger(h.id) ? (h.id as number) : undefined;
   if (h.v !== 1) throw new EnvelopeError("unsupported_version", `header version ${JSON.stringify(h.v)} is not supported`, id);
@@ -110,17 +112,25 @@ export const parseHeader = (headerBytes: Uint8Array): EnvelopeHeader => {
   // Sorted keys are what canonical JSON requires; sorting is only needed to tell why not.
   const keys = Object.keys(h).join();
   const bad =
-    keys !== HEADER_FIELDS && Object.keys(h).sort().join() !== HEADER_FIELDS ? "unexpected or missing fields"
-    : !(id !== undefined && id > 0) ? "id must be a positive integer ≤ 2^53−1"
-    : typeof h.target !== "string" || !isValidHostname(h.target) ? "target is not a hostname"
-    : typeof h.recipient !== "string" || !HEX16.test(h.recipient) ? "recipient is not a key id"
-    : !isTime(h.issued) || !isTime(h.expires) ? "issued/expires must be unix milliseconds"
-    : typeof h.plan_hash !== "string" || !HEX64.test(h.plan_hash) ? "plan_hash is not BLAKE2b-256 hex"
-    : !isTime(h.plan_size) ? "plan_size must be a non-negative integer"
-    // Keys in sorted order and only strings and safe integers as values: JSON.stringify then
-    // writes exactly canonicalJson's bytes, without its sort and re-encoding.
-    : keys !== HEADER_FIELDS || JSON.stringify(h) !== text ? "header is not canonical JSON"
-    : null;
+    keys !== HEADER_FIELDS && Object.keys(h).sort().join() !== HEADER_FIELDS
+      ? "unexpected or missing fields"
+      : !(id !== undefined && id > 0)
+        ? "id must be a positive integer ≤ 2^53−1"
+        : typeof h.target !== "string" || !isValidHostname(h.target)
+          ? "target is not a hostname"
+          : typeof h.recipient !== "string" || !HEX16.test(h.recipient)
+            ? "recipient is not a key id"
+            : !isTime(h.issued) || !isTime(h.expires)
+              ? "issued/expires must be unix milliseconds"
+              : typeof h.plan_hash !== "string" || !HEX64.test(h.plan_hash)
+                ? "plan_hash is not BLAKE2b-256 hex"
+                : !isTime(h.plan_size)
+                  ? "plan_size must be a non-negative integer"
+                  : // Keys in sorted order and only strings and safe integers as values: JSON.stringify then
+                    // writes exactly canonicalJson's bytes, without its sort and re-encoding.
+                    keys !== HEADER_FIELDS || JSON.stringify(h) !== text
+                    ? "header is not canonical JSON"
+                    : null;
   if (bad) throw new EnvelopeError("malformed", `header: ${bad}`, id);
   return h as unknown as EnvelopeHeader;
 };

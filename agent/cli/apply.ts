@@ -24,7 +24,10 @@ export const readEnvelopeFile = (path: string): Uint8Array => {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new FleetplanError("not_found", `cannot read envelope ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new FleetplanError(
+      "not_found",
+      `cannot read envelope ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 };
 
@@ -41,10 +44,13 @@ const reportDuplicate = (ledger: Ledger, host: string, id: number | null, messag
   const result = run?.state ?? "unknown";
   const ok = result === "succeeded";
   const detail = { failed_step: run?.failedStep ?? null, error: run?.error ?? null };
-  io.stdout(json
-    ? `${JSON.stringify({ ok, host, id, reason: "duplicate", result, message, ...(!ok && detail) })}\n`
-    : ok ? `already applied: ${message} (duplicate)\n`
-      : `${host}: provisioning id ${id} was already accepted and its run ${run ? result : "is no longer in the ledger"}${why(detail.failed_step, detail.error)} (duplicate)\n`);
+  io.stdout(
+    json
+      ? `${JSON.stringify({ ok, host, id, reason: "duplicate", result, message, ...(!ok && detail) })}\n`
+      : ok
+        ? `already applied: ${message} (duplicate)\n`
+        : `${host}: provisioning id ${id} was already accepted and its run ${run ? result : "is no longer in the ledger"}${why(detail.failed_step, detail.error)} (duplicate)\n`,
+  );
   return ok ? ExitCode.Ok : ExitCode.Failed;
 };
 
@@ -61,17 +67,23 @@ export const applyOnce = async (source: string, config: AgentConfig, json: boole
   try {
     const submitted = agent.submit(bytes, { source: "apply", revision: null });
     if (!submitted.accepted) {
-      if (submitted.reason === "duplicate") return reportDuplicate(agent.ledger, config.hostname, submitted.id, submitted.message, json, io);
+      if (submitted.reason === "duplicate")
+        return reportDuplicate(agent.ledger, config.hostname, submitted.id, submitted.message, json, io);
       const result = { ok: false, host: config.hostname, id: submitted.id, reason: submitted.reason, message: submitted.message };
       io.stdout(json ? `${JSON.stringify(result)}\n` : `rejected: ${submitted.message} (${submitted.reason})\n`);
       return exitCodeFor(submitted.reason);
     }
     const outcome = await submitted.outcome;
     const result = outcome === "superseded" ? "superseded" : outcome.result;
-    const detail = outcome === "superseded" ? {} : { failed_step: outcome.failedStep, duration_ms: outcome.durationMs, log_file: outcome.logFile, error: outcome.error };
-    io.stdout(json
-      ? `${JSON.stringify({ ok: result === "succeeded", host: config.hostname, id: submitted.id, result, ...detail })}\n`
-      : `${config.hostname}: provisioning id ${submitted.id} ${result}${outcome === "superseded" ? "" : why(outcome.failedStep, outcome.error)}\n`);
+    const detail =
+      outcome === "superseded"
+        ? {}
+        : { failed_step: outcome.failedStep, duration_ms: outcome.durationMs, log_file: outcome.logFile, error: outcome.error };
+    io.stdout(
+      json
+        ? `${JSON.stringify({ ok: result === "succeeded", host: config.hostname, id: submitted.id, result, ...detail })}\n`
+        : `${config.hostname}: provisioning id ${submitted.id} ${result}${outcome === "superseded" ? "" : why(outcome.failedStep, outcome.error)}\n`,
+    );
     return result === "succeeded" ? ExitCode.Ok : ExitCode.Failed;
   } finally {
     process.off("SIGTERM", interrupt);

@@ -25,8 +25,13 @@ export const agentConfigFrom = (values: ConfigFlagValues, env: NodeJS.ProcessEnv
   const file = readConfigFile(values.config ?? env.FLEETPLAN_CONFIG, problems);
   const flags: AgentConfigInput = Object.fromEntries(
     Object.entries({
-      hostname: values.hostname, store: values.store, nodeKey: values["node-key"], trust: values.trust,
-      stateDir: values["state-dir"], logDir: values["log-dir"], metricsListen: values["metrics-listen"],
+      hostname: values.hostname,
+      store: values.store,
+      nodeKey: values["node-key"],
+      trust: values.trust,
+      stateDir: values["state-dir"],
+      logDir: values["log-dir"],
+      metricsListen: values["metrics-listen"],
     }).filter(([, v]) => v !== undefined),
   );
   return normalizeAgentConfig([file, configFromEnv(env), flags], env, problems);

@@ -17,7 +17,8 @@ export interface InspectOptions {
  * --key, and then shows file paths and step names, never contents.
  */
 export const inspectEnvelope = async (file: string, opts: InspectOptions, json: boolean, io: CliIo): Promise<number> => {
-  if (opts.key && !opts.trust) throw new FleetplanError("invalid_argument", "--key needs --trust: nothing is decrypted before its signatures verify");
+  if (opts.key && !opts.trust)
+    throw new FleetplanError("invalid_argument", "--key needs --trust: nothing is decrypted before its signatures verify");
   await sodiumReady();
   const bytes = readEnvelopeFile(file);
   const report: Record<string, unknown> = { file, bytes: bytes.length };
@@ -28,16 +29,29 @@ export const inspectEnvelope = async (file: string, opts: InspectOptions, json: 
     if (opts.trust) report.verified_signers = verifySignatures(parts, loadTrust(opts.trust));
     if (opts.key) {
       const opened = openEnvelope(bytes, {
-        hostname: opts.hostname ?? parts.header.target, nodeKeys: loadNodeKey(opts.key), trust: loadTrust(opts.trust!),
-        highWaterMark: { id: 0, planHash: null }, now: Date.now(),
+        hostname: opts.hostname ?? parts.header.target,
+        nodeKeys: loadNodeKey(opts.key),
+        trust: loadTrust(opts.trust!),
+        highWaterMark: { id: 0, planHash: null },
+        now: Date.now(),
       });
       report.plan = {
-        files: opened.plan.files.map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, "0"), owner: f.owner ?? null, group: f.group ?? null, bytes: Buffer.from(f.content, "base64").length })),
+        files: opened.plan.files.map((f) => ({
+          path: f.path,
+          mode: f.mode.toString(8).padStart(4, "0"),
+          owner: f.owner ?? null,
+          group: f.group ?? null,
+          bytes: Buffer.from(f.content, "base64").length,
+        })),
         steps: opened.plan.steps.map((s) => ({ name: s.name, timeout_s: s.timeout_s ?? null, env: Object.keys(s.env ?? {}) })),
       };
     }
     report.ok = true;
-    report.verification = opts.trust ? (opts.key ? "signatures verified, decrypted, hash and plan valid" : "signatures verified (not decrypted)") : "not verified (no --trust)";
+    report.verification = opts.trust
+      ? opts.key
+        ? "signatures verified, decrypted, hash and plan valid"
+        : "signatures verified (not decrypted)"
+      : "not verified (no --trust)";
   } catch (error) {
     if (!(error instanceof EnvelopeError)) throw error;
     Object.assign(report, { ok: false, reason: error.reason, message: error.message });

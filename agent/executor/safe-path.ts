@@ -65,7 +65,9 @@ export const resolveParent = (dir: string, file: string, euid: number): SafePare
     if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) throw new FileWriteError(`cannot write ${file}: ELOOP (${dir})`);
       if (!trustedOwner(st, euid)) {
-        throw new FileWriteError(`file ${file}: ${next} is a symlink owned by uid ${st.uid}; a user who can write there could redirect this write with it`);
+        throw new FileWriteError(
+          `file ${file}: ${next} is a symlink owned by uid ${st.uid}; a user who can write there could redirect this write with it`,
+        );
       }
       const target = readlinkSync(next);
       if (target.startsWith("/")) current = "/";

@@ -2,7 +2,7 @@
 // `$JS.API` permission beyond the direct get of its own key: read the key's last message, and
 // put a status record by publishing to its key's subject and checking the JetStream PubAck.
 import { Empty, RequestError, TimeoutError } from "@nats-io/transport-node";
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { FleetplanError } from "../../shared/errors.ts";
 import { directGetSubject, kvStream, kvSubject } from "../../shared/store-layout.ts";
 
@@ -64,10 +64,14 @@ export const parsePubAck = (data: Uint8Array, subject: string): number => {
 
 /** Store `record` under `key` of `bucket` as a plain request to the key's subject; returns its sequence. */
 export const putRecord = async (
-  nc: NatsConnection, bucket: string, key: string, record: Uint8Array, timeoutMs: number,
+  nc: NatsConnection,
+  bucket: string,
+  key: string,
+  record: Uint8Array,
+  timeoutMs: number,
 ): Promise<number> => {
   const subject = kvSubject(bucket, key);
-  let reply;
+  let reply: Msg;
   try {
     reply = await nc.request(subject, record, { timeout: timeoutMs });
   } catch (error) {

@@ -18,9 +18,11 @@ const refuseSecret = (name: RememberedName, value: string): void => {
     }
   });
   if (hasPassword) {
-    throw new FleetplanError("invalid_argument",
+    throw new FleetplanError(
+      "invalid_argument",
       `--${name}: the URL holds a password, which init will not write to the config file; ` +
-      "give the store credentials with --creds FILE (or $NATS_TOKEN / $CONSUL_HTTP_TOKEN, or the URL in $FLEETPLAN_STORE)");
+        "give the store credentials with --creds FILE (or $NATS_TOKEN / $CONSUL_HTTP_TOKEN, or the URL in $FLEETPLAN_STORE)",
+    );
   }
 };
 

@@ -25,9 +25,20 @@ export const init = async (config: CoordinatorConfig, io: CliIo, configFile: str
   if (created) writeNewKeyAt(keyPath, "admin");
   const keys = config.adminKeys.map(loadAdminKey);
   const trust = formatTrust(keys.map((k) => k.publicKey));
-  const value = { db: config.db, config_file: configFile, admin_key: keyPath, created_key: created, key_ids: keys.map((k) => k.keyId), trust };
-  print(io, config.json, value,
-    `database ${config.db}\nsettings ${configFile}\nadmin key ${keyPath}${created ? " (created)" : ""}\n\nInstall this trust file on every agent (/etc/fleetplan/trust):\n${trust}`);
+  const value = {
+    db: config.db,
+    config_file: configFile,
+    admin_key: keyPath,
+    created_key: created,
+    key_ids: keys.map((k) => k.keyId),
+    trust,
+  };
+  print(
+    io,
+    config.json,
+    value,
+    `database ${config.db}\nsettings ${configFile}\nadmin key ${keyPath}${created ? " (created)" : ""}\n\nInstall this trust file on every agent (/etc/fleetplan/trust):\n${trust}`,
+  );
   return 0;
 };
 
@@ -35,8 +46,12 @@ export const init = async (config: CoordinatorConfig, io: CliIo, configFile: str
 export const adminKeygen = async (dir: string, config: CoordinatorConfig, io: CliIo): Promise<number> => {
   await sodiumReady();
   const key = writeNewKey(dir, "admin");
-  print(io, config.json, { key_id: key.keyId, private: key.privatePath, public: key.publicPath, public_key: key.publicText },
-    `admin key ${key.keyId}\n  private: ${key.privatePath} (0600)\n  public:  ${key.publicPath}\n${key.publicText}\n`);
+  print(
+    io,
+    config.json,
+    { key_id: key.keyId, private: key.privatePath, public: key.publicPath, public_key: key.publicText },
+    `admin key ${key.keyId}\n  private: ${key.privatePath} (0600)\n  public:  ${key.publicPath}\n${key.publicText}\n`,
+  );
   return 0;
 };
 
@@ -45,7 +60,10 @@ export const printTrust = async (config: CoordinatorConfig, thresholdText: strin
   await sodiumReady();
   const keys = config.adminKeys.map(loadAdminKey);
   const threshold = parseCountFlag("--threshold", thresholdText ?? "1", new Set(keys.map((k) => k.keyId)).size);
-  const trust = formatTrust(keys.map((k) => k.publicKey), threshold);
+  const trust = formatTrust(
+    keys.map((k) => k.publicKey),
+    threshold,
+  );
   print(io, config.json, { trust, key_ids: keys.map((k) => k.keyId), threshold }, trust);
   return 0;
 };
@@ -64,21 +82,31 @@ export const seal = async (flags: SealFlags, config: CoordinatorConfig, io: CliI
   const missing = (["plan", "target", "node-key", "id", "out"] as const).filter((k) => !flags[k]);
   if (missing.length > 0) throw new FleetplanError("invalid_argument", `seal needs ${missing.map((m) => `--${m}`).join(", ")}`);
   const id = Number(flags.id);
-  if (!Number.isSafeInteger(id) || id <= 0) throw new FleetplanError("invalid_argument", `--id: ${flags.id} must be a positive integer ≤ 2^53−1`);
-  if (!isValidHostname(flags.target!)) throw new FleetplanError("invalid_argument", `--target: ${JSON.stringify(flags.target)} is not a hostname`);
+  if (!Number.isSafeInteger(id) || id <= 0)
+    throw new FleetplanError("invalid_argument", `--id: ${flags.id} must be a positive integer ≤ 2^53−1`);
+  if (!isValidHostname(flags.target!))
+    throw new FleetplanError("invalid_argument", `--target: ${JSON.stringify(flags.target)} is not a hostname`);
   const outDir = dirname(resolve(flags.out!));
-  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory()) throw new FleetplanError("not_found", `--out: directory ${outDir} does not exist`);
+  if (!statSync(outDir, { throwIfNoEntry: false })?.isDirectory())
+    throw new FleetplanError("not_found", `--out: directory ${outDir} does not exist`);
   await sodiumReady();
   const signers = config.adminKeys.map(loadAdminKey);
   const plan = bindPlan(loadPlanFile(flags.plan!).plan, planSaltKey(signers[0]!), flags.target!);
   const now = Date.now();
   const envelope = sealEnvelope(plan.bytes, {
-    id, target: flags.target!, nodePublicKey: loadNodePublicKey(flags["node-key"]!).publicKey,
-    signers, issued: now, expires: now + parseDuration(flags.expires ?? "24h", "--expires"),
+    id,
+    target: flags.target!,
+    nodePublicKey: loadNodePublicKey(flags["node-key"]!).publicKey,
+    signers,
+    issued: now,
+    expires: now + parseDuration(flags.expires ?? "24h", "--expires"),
   });
   writeFileAtomic(flags.out!, envelope, 0o644);
-  print(io, config.json, { out: flags.out, id, target: flags.target, plan_hash: plan.hash, bytes: envelope.length },
-    `sealed ${flags.out}: id ${id} for ${flags.target}, plan ${plan.hash.slice(0, 16)}…, ${envelope.length} bytes\n`);
+  print(
+    io,
+    config.json,
+    { out: flags.out, id, target: flags.target, plan_hash: plan.hash, bytes: envelope.length },
+    `sealed ${flags.out}: id ${id} for ${flags.target}, plan ${plan.hash.slice(0, 16)}…, ${envelope.length} bytes\n`,
+  );
   return 0;
 };
-

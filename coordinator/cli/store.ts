@@ -55,7 +55,9 @@ export const storeInit = async (config: CoordinatorConfig, logger: Logger, io: C
   });
   try {
     const outcomes = await withRetry(() => ensureStoreLayout(nc, store, { update: true }), {
-      attempts: Infinity, budgetMs: 30_000, isPermanent: (e) => e instanceof FleetplanError,
+      attempts: Infinity,
+      budgetMs: 30_000,
+      isPermanent: (e) => e instanceof FleetplanError,
       onRetry: (e, n, ms) => logger.warn("store_retry", { op: "store_init", attempt: n, retry_ms: ms, error: (e as Error).message }),
     }).catch((e: unknown) => {
       if (e instanceof FleetplanError) throw e;

@@ -25,7 +25,10 @@ export const freePort = (): Promise<number> =>
 const listening = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once("error", () => resolve(false));
   });
 
@@ -52,11 +55,14 @@ export const createProcessGroup = () => {
       return child;
     },
     async stopAll(): Promise<void> {
-      const exits = [...children].map((c) => new Promise<void>((resolve) => {
-        c.once("exit", () => resolve());
-        c.kill("SIGTERM");
-        setTimeout(() => c.kill("SIGKILL"), 5_000).unref();
-      }));
+      const exits = [...children].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            c.once("exit", () => resolve());
+            c.kill("SIGTERM");
+            setTimeout(() => c.kill("SIGKILL"), 5_000).unref();
+          }),
+      );
       await Promise.all(exits);
     },
   };

@@ -32,7 +32,10 @@ export const accountBudget = (outcomes: readonly { host: string; outcome: string
 
 /** Why an exhausted budget paused the rollout, naming the hosts (at most 10) and their outcomes. */
 export const budgetReason = (b: BudgetState): string => {
-  const named = b.failed.slice(0, 10).map((f) => `${f.host} ${f.outcome}`).join(", ");
+  const named = b.failed
+    .slice(0, 10)
+    .map((f) => `${f.host} ${f.outcome}`)
+    .join(", ");
   const more = b.failed.length > 10 ? ` and ${b.failed.length - 10} more` : "";
   return `error budget exhausted: ${b.used} failed (allowed ${b.limit}): ${named}${more}`;
 };

@@ -28,7 +28,6 @@ export interface TargetOutcome {
   reason: string | null;
 }
 
-
 const toRollout = (r: Record<string, unknown>): Rollout => ({
   id: r.rollout_id as number,
   createdAt: r.created_at as number,
@@ -67,7 +66,9 @@ export const openRolloutDb = (db: Database.Database, vault: PlanVault | null = n
        ON CONFLICT (host, plan_hash) DO UPDATE SET body_hash = excluded.body_hash, at = excluded.at`,
     ),
     known: db.prepare("SELECT body_hash FROM plan_known WHERE host = ? AND plan_hash = ?").pluck(),
-    create: db.prepare("INSERT INTO rollouts (created_at, updated_at, operator, state, wave, ends, options) VALUES (?, ?, ?, 'running', 0, ?, ?)"),
+    create: db.prepare(
+      "INSERT INTO rollouts (created_at, updated_at, operator, state, wave, ends, options) VALUES (?, ?, ?, 'running', 0, ?, ?)",
+    ),
     addTarget: db.prepare(
       `INSERT INTO rollout_targets (rollout_id, host, position, body_hash, prev_id, prev_hash, prev_body)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -85,7 +86,8 @@ export const openRolloutDb = (db: Database.Database, vault: PlanVault | null = n
   };
 
   const needVault = (): PlanVault => {
-    if (vault === null) throw new FleetplanError("invalid_argument", "plans in the coordinator database are sealed to the admin key: give --admin-key");
+    if (vault === null)
+      throw new FleetplanError("invalid_argument", "plans in the coordinator database are sealed to the admin key: give --admin-key");
     return vault;
   };
 
@@ -153,22 +155,26 @@ export const openRolloutDb = (db: Database.Database, vault: PlanVault | null = n
     /** Each target's plan, from the stored bodies: resume needs no plan files. */
     plans: (id: number): Map<string, LoadedPlan> => {
       const cache = new Map<string, LoadedPlan>();
-      return new Map((q.targets.all(id) as Record<string, unknown>[]).map((t) => {
-        const body = t.body_hash as string;
-        return [t.host as string, cache.get(body) ?? cache.set(body, loadBody(body)).get(body)!];
-      }));
+      return new Map(
+        (q.targets.all(id) as Record<string, unknown>[]).map((t) => {
+          const body = t.body_hash as string;
+          return [t.host as string, cache.get(body) ?? cache.set(body, loadBody(body)).get(body)!];
+        }),
+      );
     },
     loadBody,
     recordOutcomes: (id: number, rows: TargetOutcome[], at: number): void => recordOutcomes.immediate(id, rows, at),
     /** Remember which plan a host's bound hash stands for (push records what it delivered). */
     rememberPlans: (rows: { host: string; planHash: string; plan: LoadedPlan }[], at: number): void => rememberPlans.immediate(rows, at),
-    setState: (id: number, state: RolloutState, wave: number, reason: string | null, at: number): void => void q.state.run(state, wave, reason, at, id),
+    setState: (id: number, state: RolloutState, wave: number, reason: string | null, at: number): void =>
+      void q.state.run(state, wave, reason, at, id),
     recordRevert: (id: number, rows: { host: string; id: number | null; outcome: string }[], record: RevertRecord): void =>
       recordRevert.immediate(id, rows, record),
     /** Every host's tags. */
     tags: (): Map<string, Tags> => {
       const out = new Map<string, Tags>();
-      for (const r of q.tags.all() as { host: string; key: string; value: string }[]) out.set(r.host, { ...out.get(r.host), [r.key]: r.value });
+      for (const r of q.tags.all() as { host: string; key: string; value: string }[])
+        out.set(r.host, { ...out.get(r.host), [r.key]: r.value });
       return out;
     },
     setTags: (host: string, tags: Tags): void => setTags.immediate(host, tags),

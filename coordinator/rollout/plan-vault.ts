@@ -32,7 +32,10 @@ export const planVault = (admin: AdminKeyPair): PlanVault => {
         const nonce = bytes.subarray(0, sodium.crypto_secretbox_NONCEBYTES);
         return new TextDecoder().decode(sodium.crypto_secretbox_open_easy(bytes.subarray(nonce.length), nonce, key));
       } catch {
-        throw new FleetplanError("bad_key", `plan ${name.slice(0, 16)}… in the coordinator database was sealed with another admin key: use the --admin-key that pushed it`);
+        throw new FleetplanError(
+          "bad_key",
+          `plan ${name.slice(0, 16)}… in the coordinator database was sealed with another admin key: use the --admin-key that pushed it`,
+        );
       }
     },
   };

@@ -69,15 +69,28 @@ const serversFor = (db: CoordinatorDb, hosts: string[]): ServerRow[] => {
 };
 
 const pushRequest = (r: Rollout, targets: ServerRow[], plans: Map<string, LoadedPlan>, force: boolean, deps: RolloutDeps): PushRequest => ({
-  targets, plans, dryRun: false, force, wait: true, waitTimeoutMs: r.options.waveTimeoutMs, expiresInMs: r.options.expiresInMs,
-  concurrency: r.options.concurrency, viaSsh: r.options.viaSsh, ...(deps.waitInterrupt && { waitInterrupt: deps.waitInterrupt }),
+  targets,
+  plans,
+  dryRun: false,
+  force,
+  wait: true,
+  waitTimeoutMs: r.options.waveTimeoutMs,
+  expiresInMs: r.options.expiresInMs,
+  concurrency: r.options.concurrency,
+  viaSsh: r.options.viaSsh,
+  ...(deps.waitInterrupt && { waitInterrupt: deps.waitInterrupt }),
 });
 
 /** With --prometheus: poll until every succeeded host's metrics show convergence or the wave's deadline passes; the rest are `not_converged`. */
 const confirmByMetrics = async (r: Rollout, summary: PushSummary, deadline: number, deps: RolloutDeps): Promise<void> => {
   let waiting = summary.targets.filter((t) => t.outcome === "succeeded");
   while (waiting.length > 0) {
-    const converged = await deps.converged(serversFor(deps.db, waiting.map((t) => t.host)));
+    const converged = await deps.converged(
+      serversFor(
+        deps.db,
+        waiting.map((t) => t.host),
+      ),
+    );
     waiting = waiting.filter((t) => !converged.has(t.host));
     if (waiting.length === 0 || deps.now() >= deadline) break;
     await sleep(deps.pollMs ?? 1000);
@@ -88,7 +101,12 @@ const confirmByMetrics = async (r: Rollout, summary: PushSummary, deadline: numb
 
 /** Stop: record why, tell, and revert the hosts that moved when the rollout asks for it. */
 const pause = async (
-  r: Rollout, wave: number, hosts: string[], reason: string, deps: RolloutDeps, extra: Partial<WaveEvent> = {},
+  r: Rollout,
+  wave: number,
+  hosts: string[],
+  reason: string,
+  deps: RolloutDeps,
+  extra: Partial<WaveEvent> = {},
 ): Promise<void> => {
   deps.rollouts.setState(r.id, "paused", wave, reason, deps.now());
   deps.emit({ event: "wave", rollout: r.id, wave: wave + 1, waves: r.ends.length, hosts, state: "paused", reason, ...extra });
@@ -111,7 +129,21 @@ export const revertRollout = async (id: number, deps: RolloutDeps): Promise<void
   const noPrevious = moved.filter((t) => t.prevBody === null).map((t) => t.host);
   deps.emit({ event: "revert", rollout: id, state: "started", hosts: able.map((t) => t.host), no_previous: noPrevious });
   const plans = new Map(able.map((t) => [t.host, deps.rollouts.loadBody(t.prevBody)]));
-  const summary = able.length === 0 ? null : await deps.push(pushRequest(r, serversFor(deps.db, able.map((t) => t.host)), plans, true, deps));
+  const summary =
+    able.length === 0
+      ? null
+      : await deps.push(
+          pushRequest(
+            r,
+            serversFor(
+              deps.db,
+              able.map((t) => t.host),
+            ),
+            plans,
+            true,
+            deps,
+          ),
+        );
   const rows = summary?.targets.map((t) => ({ host: t.host, id: t.id, outcome: t.outcome })) ?? [];
   const counts = summary?.counts ?? {};
   const ok = (summary?.ok ?? true) && noPrevious.length === 0;
@@ -159,7 +191,16 @@ export const runRollout = async (id: number, deps: RolloutDeps): Promise<Rollout
       return deps.rollouts.get(id);
     }
     deps.rollouts.setState(id, wave + 1 === waves ? "completed" : "running", wave + 1, null, deps.now());
-    deps.emit({ event: "wave", rollout: id, wave: wave + 1, waves, hosts: own, state: "converged", ...spent, ...(gates.length > 0 && { gates }) });
+    deps.emit({
+      event: "wave",
+      rollout: id,
+      wave: wave + 1,
+      waves,
+      hosts: own,
+      state: "converged",
+      ...spent,
+      ...(gates.length > 0 && { gates }),
+    });
     r = deps.rollouts.get(id);
   }
   if (waves === 0) deps.rollouts.setState(id, "completed", 0, null, deps.now());

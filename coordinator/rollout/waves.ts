@@ -28,10 +28,7 @@ export const resolveAmount = (amount: Amount, total: number): number =>
 export const parseWaves = (text: string): Amount[] => {
   const entries = text.split(",").map((e) => e.trim());
   if (entries.some((e) => e === "")) {
-    throw new FleetplanError(
-      "invalid_argument",
-      `--waves: ${JSON.stringify(text)} has an empty entry; write e.g. 1,10%,50%,100%`,
-    );
+    throw new FleetplanError("invalid_argument", `--waves: ${JSON.stringify(text)} has an empty entry; write e.g. 1,10%,50%,100%`);
   }
   return entries.map((e) => parseAmount("--waves", e));
 };
@@ -113,4 +110,6 @@ export const hostsToPush = (
   done: ReadonlySet<string>,
   retry: boolean,
 ): string[] =>
-  targets.filter((t) => t.position < ends[wave]! && (retry || waveOf(t.position, ends) === wave) && !done.has(t.outcome)).map((t) => t.host);
+  targets
+    .filter((t) => t.position < ends[wave]! && (retry || waveOf(t.position, ends) === wave) && !done.has(t.outcome))
+    .map((t) => t.host);

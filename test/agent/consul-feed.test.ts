@@ -71,7 +71,10 @@ describe("consul feed", () => {
     await fake.restart({ lowerIndex: true });
     await putRaw(fake, KEY, "after-restore");
     await waitFor(() => got.length === 2, 5_000, "the put after the restore");
-    assert.deepEqual(got, [{ value: "before-restore", revision: 101 }, { value: "after-restore", revision: 2 }]);
+    assert.deepEqual(got, [
+      { value: "before-restore", revision: 101 },
+      { value: "after-restore", revision: 2 },
+    ]);
     const restarted = fake.requests.filter((r) => r.index === 101);
     assert.ok(restarted.length >= 2, "kept waiting on the old index until the server said otherwise");
     await waitFor(() => fake.requests.some((r) => r.index === 2), 5_000, "a blocking query on the new index");
@@ -106,7 +109,10 @@ describe("consul feed", () => {
     });
     await waitFor(() => calls.length === 2, 5_000, "the retried delivery");
     await sleep(2_300); // two 1 s blocking waits run out: neither may bring the value back
-    assert.deepEqual(calls, [{ value: "envelope-1", revision: 11, ok: false }, { value: "envelope-1", revision: 11, ok: true }]);
+    assert.deepEqual(calls, [
+      { value: "envelope-1", revision: 11, ok: false },
+      { value: "envelope-1", revision: 11, ok: true },
+    ]);
     const failed = lines.map((l) => JSON.parse(l)).filter((l) => l.event === "store_deliver_failed");
     assert.equal(failed.length, 1);
     assert.equal(failed[0].revision, 11);
@@ -149,7 +155,12 @@ describe("consul feed", () => {
     const fake = await start({ token: "right-token" });
     const lines: string[] = [];
     const logger = createLogger({ write: (line) => void lines.push(line) });
-    const feed = feedFor(fake, { token: "wrong-token", logger, minIntervalMs: 0, backoff: { initialMs: 100, maxMs: 400, random: () => 1 } });
+    const feed = feedFor(fake, {
+      token: "wrong-token",
+      logger,
+      minIntervalMs: 0,
+      backoff: { initialMs: 100, maxMs: 400, random: () => 1 },
+    });
     const { got, connection } = follow(feed);
     await sleep(1_650);
     await feed.close();
@@ -157,7 +168,10 @@ describe("consul feed", () => {
     // Delays 100, 200, 400, 400 ms: about 6 requests in 1.65 s, where a tight loop would make hundreds.
     assert.ok(at.length >= 4 && at.length <= 8, `saw ${at.length} requests`);
     const gaps = at.slice(1).map((t, i) => t - at[i]!);
-    assert.ok(gaps.every((g) => g >= 90), `gaps ${gaps}`);
+    assert.ok(
+      gaps.every((g) => g >= 90),
+      `gaps ${gaps}`,
+    );
     assert.ok(gaps[2]! > gaps[0]!, `backoff grows: ${gaps}`);
     const failures = lines.map((l) => JSON.parse(l)).filter((l) => l.event === "consul_watch_failed");
     assert.equal(failures.length, at.length);
@@ -190,8 +204,19 @@ describe("consul feed", () => {
     const fake = await start();
     const feed = feedFor(fake);
     const status = {
-      host: HOST, state: "idle", id: null, plan_hash: null, step_index: null, steps: null,
-      since: 1, boot_time: 2, result: null, applied_id: null, applied_hash: null, applied_boot_time: null, version: "test",
+      host: HOST,
+      state: "idle",
+      id: null,
+      plan_hash: null,
+      step_index: null,
+      steps: null,
+      since: 1,
+      boot_time: 2,
+      result: null,
+      applied_id: null,
+      applied_hash: null,
+      applied_boot_time: null,
+      version: "test",
     } as const;
     await feed.putStatus(HOST, new TextEncoder().encode(JSON.stringify(status)));
     const res = await fetch(`${fake.url}/v1/kv/fleetplan/status/${HOST}`);

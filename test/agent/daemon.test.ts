@@ -44,7 +44,10 @@ describe("agent daemon over NATS KV", () => {
     await agent.idle();
     await sleep(300); // a second delivery would have run by now
     assert.deepEqual(markerLines(node), ["101"]);
-    assert.deepEqual(agent.ledger.runs(10).map((r) => [r.id, r.state]), [[101, "succeeded"]]);
+    assert.deepEqual(
+      agent.ledger.runs(10).map((r) => [r.id, r.state]),
+      [[101, "succeeded"]],
+    );
 
     assert.equal(await metricValue(node, "fleetplan_agent_provisioning_id"), 101);
     assert.equal(await metricValue(node, `fleetplan_agent_plan_info{plan_hash="${hash}",provisioning_id="101"}`), 1);
@@ -91,9 +94,21 @@ describe("agent daemon over NATS KV", () => {
     await agent.idle();
     assert.deepEqual(markerLines(node), ["301", "303"]);
     // 302 is superseded, or never read at all: the feed reads only a key's newest value.
-    const runs = agent.ledger.runs(10).map((r) => [r.id, r.state]).reverse();
-    assert.deepEqual(runs.filter(([id]) => id !== 302), [[301, "succeeded"], [303, "succeeded"]]);
-    assert.ok(runs.every(([id, state]) => id !== 302 || state === "superseded"), JSON.stringify(runs));
+    const runs = agent.ledger
+      .runs(10)
+      .map((r) => [r.id, r.state])
+      .reverse();
+    assert.deepEqual(
+      runs.filter(([id]) => id !== 302),
+      [
+        [301, "succeeded"],
+        [303, "succeeded"],
+      ],
+    );
+    assert.ok(
+      runs.every(([id, state]) => id !== 302 || state === "superseded"),
+      JSON.stringify(runs),
+    );
   });
 
   test("a failing step skips the later steps, sets last_run_success 0 and keeps plan_info on the last success", async () => {
@@ -104,17 +119,28 @@ describe("agent daemon over NATS KV", () => {
     await waitFor(() => agent.ledger.lastSuccess()?.id === 401, 10_000, "run 401 to succeed");
     await waitMetric(node, "fleetplan_agent_last_run_success", (v) => v === 1);
 
-    const bad = sealFor(world, node, 402, plan([
-      { name: "first", run: appendMarker(node, "402-first") },
-      { name: "breaks", run: "exit 3" },
-      { name: "never", run: appendMarker(node, "402-never") },
-    ]));
+    const bad = sealFor(
+      world,
+      node,
+      402,
+      plan([
+        { name: "first", run: appendMarker(node, "402-first") },
+        { name: "breaks", run: "exit 3" },
+        { name: "never", run: appendMarker(node, "402-never") },
+      ]),
+    );
     await kv.put(node.host, bad);
     await waitFor(() => agent.ledger.lastFinished()?.id === 402, 10_000, "run 402 to finish");
     const run = agent.ledger.lastFinished()!;
     assert.equal(run.state, "failed");
     assert.equal(run.failedStep, "breaks");
-    assert.deepEqual(run.steps.map((s) => [s.name, s.exitCode]), [["first", 0], ["breaks", 3]]);
+    assert.deepEqual(
+      run.steps.map((s) => [s.name, s.exitCode]),
+      [
+        ["first", 0],
+        ["breaks", 3],
+      ],
+    );
     assert.deepEqual(markerLines(node), ["401", "402-first"]);
 
     assert.equal(await metricValue(node, "fleetplan_agent_last_run_success"), 0);
@@ -130,10 +156,18 @@ describe("agent daemon over NATS KV", () => {
     const node = await scope.node("timeout-1");
     const pidFile = join(node.root, "sleep.pid");
     const agent = await scope.agent(node);
-    await kv.put(node.host, sealFor(world, node, 501, plan([
-      { name: "hangs", run: `sleep 30 & echo $! > ${pidFile}; wait`, timeout_s: 1 },
-      { name: "after", run: appendMarker(node, "501-after") },
-    ])));
+    await kv.put(
+      node.host,
+      sealFor(
+        world,
+        node,
+        501,
+        plan([
+          { name: "hangs", run: `sleep 30 & echo $! > ${pidFile}; wait`, timeout_s: 1 },
+          { name: "after", run: appendMarker(node, "501-after") },
+        ]),
+      ),
+    );
     await waitFor(() => agent.ledger.lastFinished()?.id === 501, 10_000, "run 501 to finish");
     const run = agent.ledger.lastFinished()!;
     assert.equal(run.state, "failed");

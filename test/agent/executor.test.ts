@@ -1,5 +1,16 @@
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,7 +29,11 @@ const plan = (steps: PlanStep[], files: PlanFile[] = []): Plan => ({ kind: "flee
 
 let runIds = 0;
 const context = (events: StepEvent[] = [], signal = new AbortController().signal): RunContext => ({
-  id: 20250101000000, planHash: "ab".repeat(32), runId: ++runIds, signal, onStep: (e) => events.push(e),
+  id: 20250101000000,
+  planHash: "ab".repeat(32),
+  runId: ++runIds,
+  signal,
+  onStep: (e) => events.push(e),
 });
 
 const setup = (options: Partial<ExecutorOptions> = {}) => {
@@ -63,7 +78,10 @@ describe("executor", () => {
       { path: target, mode: 0o640, content: b64("[app]\nkey = 1\n"), ...(asRoot && { owner: "nobody", group: "65534" }) },
       { path: existing, mode: 0o600, content: b64("new") },
     ];
-    const step = (n: number): PlanStep => ({ name: `step-${n}`, run: `echo "${n} $FLEETPLAN_PROVISIONING_ID $FLEETPLAN_PLAN_HASH $FLEETPLAN_STEP $(pwd)" >> ${out}` });
+    const step = (n: number): PlanStep => ({
+      name: `step-${n}`,
+      run: `echo "${n} $FLEETPLAN_PROVISIONING_ID $FLEETPLAN_PLAN_HASH $FLEETPLAN_STEP $(pwd)" >> ${out}`,
+    });
     const events: StepEvent[] = [];
     const umask = process.umask(0o077);
     let outcome: RunOutcome;
@@ -82,8 +100,17 @@ describe("executor", () => {
     assert.deepEqual(readdirSync(join(dir, "etc")).sort(), ["app", "existing"], "no temp files left");
     const hash = "ab".repeat(32);
     assert.equal(readFileSync(out, "utf8"), `1 20250101000000 ${hash} step-1 /\n2 20250101000000 ${hash} step-2 /\n`);
-    assert.deepEqual(outcome.steps.map((s) => [s.index, s.name, s.exitCode, s.signal, s.timedOut]), [[0, "step-1", 0, null, false], [1, "step-2", 0, null, false]]);
-    assert.deepEqual(events.map((e) => `${e.phase}:${e.name}`), ["start:step-1", "end:step-1", "start:step-2", "end:step-2"]);
+    assert.deepEqual(
+      outcome.steps.map((s) => [s.index, s.name, s.exitCode, s.signal, s.timedOut]),
+      [
+        [0, "step-1", 0, null, false],
+        [1, "step-2", 0, null, false],
+      ],
+    );
+    assert.deepEqual(
+      events.map((e) => `${e.phase}:${e.name}`),
+      ["start:step-1", "end:step-1", "start:step-2", "end:step-2"],
+    );
     assert.equal(statSync(outcome.logFile).mode & 0o777, 0o600);
     assert.match(readFileSync(outcome.logFile, "utf8"), /==> \[1\/2\] step-1: started .*\n<== \[1\/2\] step-1: exit code 0 after/);
   });
@@ -91,15 +118,24 @@ describe("executor", () => {
   test("a failing step stops the run: later steps do not run, the failed step is named", async () => {
     const { dir, executor } = setup();
     const marker = join(dir, "ran-third");
-    const outcome = await executor.run(plan([
-      { name: "ok", run: "true" },
-      { name: "breaks", run: "echo before; false; echo not-reached" },
-      { name: "third", run: `touch ${marker}` },
-    ]), context());
+    const outcome = await executor.run(
+      plan([
+        { name: "ok", run: "true" },
+        { name: "breaks", run: "echo before; false; echo not-reached" },
+        { name: "third", run: `touch ${marker}` },
+      ]),
+      context(),
+    );
     assert.equal(outcome.result, "failed");
     assert.equal(outcome.failedStep, "breaks");
     assert.equal(outcome.error, 'step "breaks" failed: exit code 1');
-    assert.deepEqual(outcome.steps.map((s) => [s.name, s.exitCode]), [["ok", 0], ["breaks", 1]]);
+    assert.deepEqual(
+      outcome.steps.map((s) => [s.name, s.exitCode]),
+      [
+        ["ok", 0],
+        ["breaks", 1],
+      ],
+    );
     assert.equal(existsSync(marker), false);
     const log = readFileSync(outcome.logFile, "utf8");
     assert.ok(log.includes("before\n") && !log.includes("not-reached"), log);
@@ -124,10 +160,13 @@ describe("executor", () => {
     const pidFile = join(dir, "child.pid");
     const controller = new AbortController();
     const marker = join(dir, "next-ran");
-    const running = executor.run(plan([
-      { name: "long", run: `(trap '' TERM; exec sleep 30) & echo $! > ${pidFile}; wait` },
-      { name: "next", run: `touch ${marker}` },
-    ]), context([], controller.signal));
+    const running = executor.run(
+      plan([
+        { name: "long", run: `(trap '' TERM; exec sleep 30) & echo $! > ${pidFile}; wait` },
+        { name: "next", run: `touch ${marker}` },
+      ]),
+      context([], controller.signal),
+    );
     await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"), 5_000);
     const pid = readPid(pidFile);
     const aborted = Date.now();
@@ -163,10 +202,16 @@ describe("executor", () => {
     const { executor } = setup({ fileRoots: [`${root}/`] });
     const marker = join(dir, "step-ran");
     const outside = join(dir, "elsewhere.conf");
-    const outcome = await executor.run(plan([{ name: "s", run: `touch ${marker}` }], [
-      { path: join(root, "fine.conf"), mode: 0o644, content: b64("fine") },
-      { path: outside, mode: 0o644, content: b64("SECRET-CONTENT") },
-    ]), context());
+    const outcome = await executor.run(
+      plan(
+        [{ name: "s", run: `touch ${marker}` }],
+        [
+          { path: join(root, "fine.conf"), mode: 0o644, content: b64("fine") },
+          { path: outside, mode: 0o644, content: b64("SECRET-CONTENT") },
+        ],
+      ),
+      context(),
+    );
     assert.equal(outcome.result, "failed");
     assert.match(outcome.error ?? "", new RegExp(`^file ${outside} is outside the allowed roots`));
     assert.deepEqual(outcome.steps, []);
@@ -196,13 +241,18 @@ describe("executor", () => {
     mkdirSync(join(root, "releases", "v1"), { recursive: true });
     symlinkSync(join(root, "releases", "v1"), join(root, "current"));
     const { executor } = setup({ fileRoots: [root] });
-    const outcome = await executor.run(plan([], [{ path: join(root, "current", "conf.d", "app.conf"), mode: 0o644, content: b64("v1") }]), context());
+    const outcome = await executor.run(
+      plan([], [{ path: join(root, "current", "conf.d", "app.conf"), mode: 0o644, content: b64("v1") }]),
+      context(),
+    );
     assert.equal(outcome.result, "succeeded", outcome.error ?? "");
     assert.equal(readFileSync(join(root, "releases", "v1", "conf.d", "app.conf"), "utf8"), "v1");
     assert.deepEqual(readdirSync(join(root, "releases", "v1", "conf.d")), ["app.conf"], "no temp files left");
   });
 
-  test("a symlink planted in a directory another user owns cannot redirect a write, even with fileRoots [\"/\"]", { skip: !asRoot && "needs root to chown" }, async () => {
+  test('a symlink planted in a directory another user owns cannot redirect a write, even with fileRoots ["/"]', {
+    skip: !asRoot && "needs root to chown",
+  }, async () => {
     const dir = tempDir();
     const home = join(dir, "home-deploy");
     const etc = join(dir, "etc-systemd-system");
@@ -213,7 +263,10 @@ describe("executor", () => {
     const { executor } = setup();
     const marker = join(dir, "step-ran");
     for (const path of [join(home, "app", "app.service"), join(home, "new", "app.service")]) {
-      const outcome = await executor.run(plan([{ name: "s", run: `touch ${marker}` }], [{ path, mode: 0o644, content: b64("[Service]") }]), context());
+      const outcome = await executor.run(
+        plan([{ name: "s", run: `touch ${marker}` }], [{ path, mode: 0o644, content: b64("[Service]") }]),
+        context(),
+      );
       assert.equal(outcome.result, "failed");
       assert.equal(
         outcome.error,
@@ -268,8 +321,11 @@ describe("executor", () => {
 
   test("steps get a minimal base env: none of the agent's tokens, credentials or sockets", async () => {
     const agentEnv = {
-      NATS_TOKEN: "nats-token-secret-1", CONSUL_HTTP_TOKEN: "consul-token-secret-2", NOTIFY_SOCKET: "/run/systemd/notify",
-      CREDENTIALS_DIRECTORY: "/run/credentials/fleetplan-agent.service", FLEETPLAN_STORE: "nats://user:pass-secret-3@127.0.0.1:4222",
+      NATS_TOKEN: "nats-token-secret-1",
+      CONSUL_HTTP_TOKEN: "consul-token-secret-2",
+      NOTIFY_SOCKET: "/run/systemd/notify",
+      CREDENTIALS_DIRECTORY: "/run/credentials/fleetplan-agent.service",
+      FLEETPLAN_STORE: "nats://user:pass-secret-3@127.0.0.1:4222",
     };
     const saved = Object.fromEntries(Object.keys(agentEnv).map((name) => [name, process.env[name]]));
     Object.assign(process.env, agentEnv);
@@ -285,28 +341,53 @@ describe("executor", () => {
     }
     assert.equal(outcome.result, "succeeded", outcome.error ?? "");
     const log = readFileSync(outcome.logFile, "utf8");
-    for (const [name, value] of Object.entries(agentEnv)) assert.ok(!log.includes(name) && !log.includes(value), `${name} reached the step`);
+    for (const [name, value] of Object.entries(agentEnv))
+      assert.ok(!log.includes(name) && !log.includes(value), `${name} reached the step`);
     assert.ok(log.includes(`\nPATH=${process.env.PATH ?? ""}\n`), log);
     assert.ok(log.includes("\nFLEETPLAN_PROVISIONING_ID=20250101000000\n"), log);
     const names = [...log.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]).sort();
-    const allowed = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "PWD", "SHLVL", "_", "FLEETPLAN_PROVISIONING_ID", "FLEETPLAN_PLAN_HASH", "FLEETPLAN_STEP"];
-    assert.deepEqual(names.filter((name) => !allowed.includes(name as string)), [], `unexpected variables: ${names.join(" ")}`);
+    const allowed = [
+      "PATH",
+      "HOME",
+      "LANG",
+      "LC_ALL",
+      "TZ",
+      "USER",
+      "LOGNAME",
+      "PWD",
+      "SHLVL",
+      "_",
+      "FLEETPLAN_PROVISIONING_ID",
+      "FLEETPLAN_PLAN_HASH",
+      "FLEETPLAN_STEP",
+    ];
+    assert.deepEqual(
+      names.filter((name) => !allowed.includes(name as string)),
+      [],
+      `unexpected variables: ${names.join(" ")}`,
+    );
   });
 
   test("an unknown file owner fails the run, naming the path and the user", async () => {
     const { dir, executor } = setup();
     const path = join(dir, "owned.conf");
-    const outcome = await executor.run(plan([{ name: "s", run: "true" }], [{ path, mode: 0o644, owner: "no-such-user-here", content: b64("x") }]), context());
+    const outcome = await executor.run(
+      plan([{ name: "s", run: "true" }], [{ path, mode: 0o644, owner: "no-such-user-here", content: b64("x") }]),
+      context(),
+    );
     assert.equal(outcome.error, `file ${path}: unknown user "no-such-user-here" (not in /etc/passwd)`);
     assert.equal(existsSync(path), false);
   });
 
   test("step output beyond maxLogBytes is cut with one marker and still drained", async () => {
     const { executor } = setup({ maxLogBytes: 1_000 });
-    const outcome = await executor.run(plan([
-      { name: "loud", run: "head -c 300000 /dev/zero | tr '\\0' a; echo; echo tail-of-loud" },
-      { name: "after", run: "echo after-output" },
-    ]), context());
+    const outcome = await executor.run(
+      plan([
+        { name: "loud", run: "head -c 300000 /dev/zero | tr '\\0' a; echo; echo tail-of-loud" },
+        { name: "after", run: "echo after-output" },
+      ]),
+      context(),
+    );
     assert.equal(outcome.result, "succeeded", outcome.error ?? "");
     const log = readFileSync(outcome.logFile, "utf8");
     assert.equal(log.split("[output truncated]").length, 2, "exactly one marker");
@@ -326,10 +407,13 @@ describe("executor", () => {
 
   test("secret env values and file content reach neither the log nor the outcome", async () => {
     const { dir, executor } = setup({ env: { PATH: process.env.PATH, BASE_SECRET: "base-secret-value-123" } });
-    const outcome = await executor.run(plan(
-      [{ name: "uses-secret", run: 'test -n "$API_TOKEN"; test -n "$BASE_SECRET"; exit 3', env: { API_TOKEN: "step-secret-value-456" } }],
-      [{ path: join(dir, "secret.key"), mode: 0o600, content: b64("file-secret-content-789") }],
-    ), context());
+    const outcome = await executor.run(
+      plan(
+        [{ name: "uses-secret", run: 'test -n "$API_TOKEN"; test -n "$BASE_SECRET"; exit 3', env: { API_TOKEN: "step-secret-value-456" } }],
+        [{ path: join(dir, "secret.key"), mode: 0o600, content: b64("file-secret-content-789") }],
+      ),
+      context(),
+    );
     assert.equal(outcome.result, "failed");
     assert.equal(outcome.error, 'step "uses-secret" failed: exit code 3');
     const log = readFileSync(outcome.logFile, "utf8");
@@ -342,9 +426,18 @@ describe("executor", () => {
   test("a step that cannot start (missing cwd) ends with exitCode null and says why in the log", async () => {
     const { dir, executor } = setup({ cwd: "/nonexistent-fleetplan-dir" });
     const marker = join(dir, "second-ran");
-    const outcome = await executor.run(plan([{ name: "first", run: "true" }, { name: "second", run: `touch ${marker}` }]), context());
+    const outcome = await executor.run(
+      plan([
+        { name: "first", run: "true" },
+        { name: "second", run: `touch ${marker}` },
+      ]),
+      context(),
+    );
     assert.equal(outcome.error, 'step "first" failed: could not start');
-    assert.deepEqual(outcome.steps.map((s) => [s.exitCode, s.signal, s.timedOut]), [[null, null, false]]);
+    assert.deepEqual(
+      outcome.steps.map((s) => [s.exitCode, s.signal, s.timedOut]),
+      [[null, null, false]],
+    );
     assert.equal(existsSync(marker), false);
     assert.match(readFileSync(outcome.logFile, "utf8"), /could not start bash in \/nonexistent-fleetplan-dir: ENOENT/);
   });

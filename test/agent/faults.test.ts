@@ -47,7 +47,10 @@ describe("agent faults", () => {
     assert.ok(took < node.config.stopGraceMs, `exited after ${took} ms (grace ${node.config.stopGraceMs} ms)`);
     const ledger = openLedger(join(node.config.stateDir, "ledger.db"));
     try {
-      assert.deepEqual(ledger.runs(10).map((r) => [r.id, r.state]), [[21, "interrupted"]]);
+      assert.deepEqual(
+        ledger.runs(10).map((r) => [r.id, r.state]),
+        [[21, "interrupted"]],
+      );
     } finally {
       ledger.close();
     }

@@ -30,13 +30,17 @@ const fresh = (mode = 0o700) => {
   chmodSync(dir, mode);
   return dir;
 };
-const refused = (pattern: RegExp) => (e: unknown) => e instanceof FleetplanError && e.reason === "insecure_key_file" && pattern.test(e.message);
+const refused = (pattern: RegExp) => (e: unknown) =>
+  e instanceof FleetplanError && e.reason === "insecure_key_file" && pattern.test(e.message);
 
 describe("guarded files", { timeout: 60_000, skip: !asRoot && "needs root to chown files to another user" }, () => {
   it("a node key inside a directory writable by others (0777) is refused, naming the directory", () => {
     const dir = fresh(0o777);
     const key = writeNewKey(dir, "node");
-    assert.throws(() => loadNodeKey(key.privatePath), refused(new RegExp(`is in ${dir}, which is writable by group or others \\(mode 0777\\); run: chmod go-w ${dir}`)));
+    assert.throws(
+      () => loadNodeKey(key.privatePath),
+      refused(new RegExp(`is in ${dir}, which is writable by group or others \\(mode 0777\\); run: chmod go-w ${dir}`)),
+    );
   });
 
   it("a root-owned sticky directory (like /tmp) is accepted; the same without the sticky bit is not", () => {
@@ -85,9 +89,19 @@ describe("guarded files", { timeout: 60_000, skip: !asRoot && "needs root to cho
     symlinkSync(ours, link);
     lchownSync(link, NOBODY, NOBODY);
     // The attacker flips the link as fast as it can, for at most 20 s.
-    const flipper = spawn("bash", ["-c", `for i in $(seq 1 20000); do ln -sfn ${theirs} ${link}.t; mv -T ${link}.t ${link}; ln -sfn ${ours} ${link}.t; mv -T ${link}.t ${link}; done`], {
-      uid: NOBODY, gid: NOBODY, stdio: "ignore", timeout: 20_000,
-    });
+    const flipper = spawn(
+      "bash",
+      [
+        "-c",
+        `for i in $(seq 1 20000); do ln -sfn ${theirs} ${link}.t; mv -T ${link}.t ${link}; ln -sfn ${ours} ${link}.t; mv -T ${link}.t ${link}; done`,
+      ],
+      {
+        uid: NOBODY,
+        gid: NOBODY,
+        stdio: "ignore",
+        timeout: 20_000,
+      },
+    );
     let accepted = 0;
     let attacker = 0;
     for (let i = 0; i < 2_000; i++) {
@@ -123,9 +137,16 @@ describe("guarded files", { timeout: 60_000, skip: !asRoot && "needs root to cho
     assert.throws(() => readConfigFile(path, []), refused(/config .* is writable by group or others \(mode 0666\); run: chmod go-w/));
     chmodSync(path, 0o644);
     assert.equal(readConfigFile(path, []).hostname, "web-1");
-    for (const secret of [{ storeOptions: { pass: "s3cret" } }, { storeOptions: { token: "t" } }, { store: "nats://fleet:s3cret@127.0.0.1:4222" }]) {
+    for (const secret of [
+      { storeOptions: { pass: "s3cret" } },
+      { storeOptions: { token: "t" } },
+      { store: "nats://fleet:s3cret@127.0.0.1:4222" },
+    ]) {
       writeFileSync(path, JSON.stringify({ hostname: "web-1", ...secret }));
-      assert.throws(() => readConfigFile(path, []), refused(/holds a store password or token and is readable by group or others \(mode 0644\); run: chmod 600/));
+      assert.throws(
+        () => readConfigFile(path, []),
+        refused(/holds a store password or token and is readable by group or others \(mode 0644\); run: chmod 600/),
+      );
     }
     chmodSync(path, 0o600);
     assert.equal(readConfigFile(path, []).hostname, "web-1");
@@ -136,7 +157,10 @@ describe("guarded files", { timeout: 60_000, skip: !asRoot && "needs root to cho
     try {
       const creds = join(world.dir, "host.creds");
       const node = await createNode(world, "creds-host", "nats://127.0.0.1:1", { storeOptions: { credsFile: creds } });
-      assert.throws(() => loadAgentSecrets(node.config), (e: unknown) => e instanceof FleetplanError && e.reason === "not_found" && e.message.includes(creds));
+      assert.throws(
+        () => loadAgentSecrets(node.config),
+        (e: unknown) => e instanceof FleetplanError && e.reason === "not_found" && e.message.includes(creds),
+      );
       writeFileSync(creds, "x", { mode: 0o644 });
       assert.throws(() => loadAgentSecrets(node.config), refused(/NATS credentials file .* accessible by group or others/));
     } finally {
@@ -149,12 +173,18 @@ describe("guarded files", { timeout: 60_000, skip: !asRoot && "needs root to cho
     const creds = join(dir, "host.creds");
     writeFileSync(creds, "-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n", { mode: 0o644 });
     const config = (extra: object) => normalizeStoreConfig({ url: "nats://127.0.0.1:4222", ...extra }, []);
-    assert.throws(() => natsConnectOptions(config({ credsFile: creds }), { name: "t", forever: false }), refused(/NATS credentials file .* accessible by group or others \(mode 0644\)/));
+    assert.throws(
+      () => natsConnectOptions(config({ credsFile: creds }), { name: "t", forever: false }),
+      refused(/NATS credentials file .* accessible by group or others \(mode 0644\)/),
+    );
     chmodSync(creds, 0o600);
     chownSync(creds, NOBODY, NOBODY);
     assert.throws(() => natsConnectOptions(config({ credsFile: creds }), { name: "t", forever: false }), refused(/owned by uid 65534/));
     const key = join(dir, "tls.key");
     writeFileSync(key, "key", { mode: 0o644 });
-    assert.throws(() => natsConnectOptions(config({ tls: { key } }), { name: "t", forever: false }), refused(/TLS key .* accessible by group or others/));
+    assert.throws(
+      () => natsConnectOptions(config({ tls: { key } }), { name: "t", forever: false }),
+      refused(/TLS key .* accessible by group or others/),
+    );
   });
 });

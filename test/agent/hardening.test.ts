@@ -69,12 +69,23 @@ describe("one envelope runner per ledger", () => {
 test("the envelope already applied is a benign duplicate even after it expired", async () => {
   const node = await createNode(world, "exp-1", nats.url);
   const sealed = sealFor(world, node, 7, "true", { expires: Date.now() + 60_000 });
-  const options = { hostname: node.host, nodeKeys: loadNodeKey(node.nodeKeyPath), trust: { keys: new Map([[world.admin.keyId, world.admin.publicKey]]), threshold: 1 } };
+  const options = {
+    hostname: node.host,
+    nodeKeys: loadNodeKey(node.nodeKeyPath),
+    trust: { keys: new Map([[world.admin.keyId, world.admin.publicKey]]), threshold: 1 },
+  };
   const first = openEnvelope(sealed, { ...options, highWaterMark: { id: 0, planHash: null }, now: Date.now() });
   const later = { ...options, highWaterMark: { id: 7, planHash: first.header.plan_hash }, now: Date.now() + 86_400_000 };
-  assert.throws(() => openEnvelope(sealed, later), (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate");
+  assert.throws(
+    () => openEnvelope(sealed, later),
+    (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate",
+  );
   const older = sealFor(world, node, 6, "true", { expires: Date.now() + 60_000 });
-  assert.throws(() => openEnvelope(older, later), (e: unknown) => e instanceof EnvelopeError && e.reason === "expired", "an older expired envelope is still expired");
+  assert.throws(
+    () => openEnvelope(older, later),
+    (e: unknown) => e instanceof EnvelopeError && e.reason === "expired",
+    "an older expired envelope is still expired",
+  );
 });
 
 test("a flood of unsigned garbage is counted, not stored row by row, and logged once", async () => {
@@ -83,11 +94,20 @@ test("a flood of unsigned garbage is counted, not stored row by row, and logged 
   const { createLogger } = await import("../../shared/log.ts");
   const agent = await createAgent(node.config, { feed: null, logger: createLogger({ write: (l) => lines.push(l) }) });
   try {
-    for (let i = 0; i < 500; i++) assert.equal(agent.submit(new Uint8Array(64).fill(i & 0xff), { source: "test", revision: i }).accepted, false);
+    for (let i = 0; i < 500; i++)
+      assert.equal(agent.submit(new Uint8Array(64).fill(i & 0xff), { source: "test", revision: i }).accepted, false);
     const counts = agent.ledger.counts();
-    assert.equal(Object.values(counts).reduce((a, b) => a + b, 0), 500, JSON.stringify(counts));
+    assert.equal(
+      Object.values(counts).reduce((a, b) => a + b, 0),
+      500,
+      JSON.stringify(counts),
+    );
     assert.equal(agent.ledger.envelopes(1000).length, 0, "no envelope rows for unsigned garbage");
-    assert.equal(lines.filter((l) => l.includes('"envelope_rejected"')).length, Object.keys(counts).length, "one log line per reason per minute");
+    assert.equal(
+      lines.filter((l) => l.includes('"envelope_rejected"')).length,
+      Object.keys(counts).length,
+      "one log line per reason per minute",
+    );
   } finally {
     await agent.stop();
   }
@@ -128,8 +148,10 @@ test("a plan bucket recreated with lower revisions is followed, not ignored", { 
 
 test("a key file with a bare secret never echoes it in the error", () => {
   const secret = Buffer.alloc(32, 7).toString("base64");
-  assert.throws(() => parseKey(secret, KeyType.NodePrivate, "node.key"), (e: unknown) =>
-    e instanceof FleetplanError && e.reason === "bad_key" && !e.message.includes(secret.slice(0, 8)));
+  assert.throws(
+    () => parseKey(secret, KeyType.NodePrivate, "node.key"),
+    (e: unknown) => e instanceof FleetplanError && e.reason === "bad_key" && !e.message.includes(secret.slice(0, 8)),
+  );
 });
 
 test("a trust file owned by another user is refused", async () => {
@@ -139,11 +161,15 @@ test("a trust file owned by another user is refused", async () => {
   writeFileSync(trust, (await import("node:fs")).readFileSync(world.trustPath));
   chownSync(trust, 65534, 65534);
   const config = normalizeAgentConfig([{ ...JSON.parse((await import("node:fs")).readFileSync(node.configPath, "utf8")), trust }], {});
-  await assert.rejects(createAgent(config, { feed: null, logger: silentLogger }), (e: unknown) =>
-    e instanceof FleetplanError && e.reason === "insecure_key_file" && /owned by uid 65534/.test(e.message));
+  await assert.rejects(
+    createAgent(config, { feed: null, logger: silentLogger }),
+    (e: unknown) => e instanceof FleetplanError && e.reason === "insecure_key_file" && /owned by uid 65534/.test(e.message),
+  );
 });
 
 test("config refuses bounds that would disable checks", () => {
-  assert.throws(() => normalizeAgentConfig([{ maxPlanBytes: 2 ** 40, clockSkew: "2h", stateDir: "/x", logDir: "/y", nodeKey: "/k", trust: "/t" }], {}),
-    (e: unknown) => e instanceof FleetplanError && /maxPlanBytes/.test(e.message) && /clockSkew/.test(e.message));
+  assert.throws(
+    () => normalizeAgentConfig([{ maxPlanBytes: 2 ** 40, clockSkew: "2h", stateDir: "/x", logDir: "/y", nodeKey: "/k", trust: "/t" }], {}),
+    (e: unknown) => e instanceof FleetplanError && /maxPlanBytes/.test(e.message) && /clockSkew/.test(e.message),
+  );
 });

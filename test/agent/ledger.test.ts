@@ -15,13 +15,27 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const tempDir = tempDirs(tmpdir(), "fleetplan-ledger-");
 
 const seen = (id: number, planHash = `h${id}`, at = 1_000 + id): SeenEnvelope => ({
-  id, planHash, signerIds: ["0011223344556677"], target: "web1", issued: at - 10, expires: at + 60_000, revision: id, source: "nats", at, bootTime: 1_700_000_000,
+  id,
+  planHash,
+  signerIds: ["0011223344556677"],
+  target: "web1",
+  issued: at - 10,
+  expires: at + 60_000,
+  revision: id,
+  source: "nats",
+  at,
+  bootTime: 1_700_000_000,
 });
 
 const rowCounts = (path: string): Record<string, number> => {
   const db = new Database(path, { readonly: true });
   try {
-    return Object.fromEntries(["envelopes", "envelope_counts", "high_water", "runs", "steps"].map((t) => [t, (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n]));
+    return Object.fromEntries(
+      ["envelopes", "envelope_counts", "high_water", "runs", "steps"].map((t) => [
+        t,
+        (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n,
+      ]),
+    );
   } finally {
     db.close();
   }
@@ -37,7 +51,10 @@ const withLedger = (fn: (ledger: Ledger, path: string) => void, path = join(temp
 };
 
 const assertLedgerError = (fn: () => unknown, path: string, code: string): void =>
-  assert.throws(fn, (e: unknown) => e instanceof FleetplanError && e.reason === "ledger_error" && e.message.includes(path) && e.message.includes(code));
+  assert.throws(
+    fn,
+    (e: unknown) => e instanceof FleetplanError && e.reason === "ledger_error" && e.message.includes(path) && e.message.includes(code),
+  );
 
 // A second process takes the write lock, reports it, and holds it for holdMs.
 const holdWriteLock = async (path: string, holdMs: number): Promise<{ exited: Promise<number | null> }> => {
@@ -73,8 +90,17 @@ describe("ledger", () => {
     withLedger((ledger) => {
       assert.deepEqual(ledger.highWaterMark(), { id: 5, planHash: "h5" });
       assert.deepEqual(ledger.counts(), { accepted: 1, stale: 1 });
-      assert.deepEqual(ledger.envelopes(10).map((e) => [e.id, e.result, e.signerIds]), [[3, "stale", ["0011223344556677"]], [5, "accepted", ["0011223344556677"]]]);
-      assert.deepEqual(ledger.pendingRuns().map((r) => r.id), [5]);
+      assert.deepEqual(
+        ledger.envelopes(10).map((e) => [e.id, e.result, e.signerIds]),
+        [
+          [3, "stale", ["0011223344556677"]],
+          [5, "accepted", ["0011223344556677"]],
+        ],
+      );
+      assert.deepEqual(
+        ledger.pendingRuns().map((r) => r.id),
+        [5],
+      );
     }, path);
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma("user_version", { simple: true }), SCHEMA_VERSION);
@@ -94,7 +120,13 @@ describe("ledger", () => {
       const first = ledger.accept(seen(10));
       const second = ledger.accept(seen(11));
       assert.deepEqual(ledger.highWaterMark(), { id: 11, planHash: "h11" });
-      assert.deepEqual(ledger.pendingRuns().map((r) => [r.runId, r.id, r.state]), [[first, 10, "pending"], [second, 11, "pending"]]);
+      assert.deepEqual(
+        ledger.pendingRuns().map((r) => [r.runId, r.id, r.state]),
+        [
+          [first, 10, "pending"],
+          [second, 11, "pending"],
+        ],
+      );
     });
   });
 
@@ -102,8 +134,14 @@ describe("ledger", () => {
     withLedger((ledger, path) => {
       ledger.accept(seen(10));
       const before = rowCounts(path);
-      assert.throws(() => ledger.accept(seen(9)), (e: unknown) => e instanceof EnvelopeError && e.reason === "stale" && e.id === 9);
-      assert.throws(() => ledger.accept(seen(10, "other")), (e: unknown) => e instanceof EnvelopeError && e.reason === "stale");
+      assert.throws(
+        () => ledger.accept(seen(9)),
+        (e: unknown) => e instanceof EnvelopeError && e.reason === "stale" && e.id === 9,
+      );
+      assert.throws(
+        () => ledger.accept(seen(10, "other")),
+        (e: unknown) => e instanceof EnvelopeError && e.reason === "stale",
+      );
       assert.deepEqual(rowCounts(path), before);
       assert.deepEqual(ledger.highWaterMark(), { id: 10, planHash: "h10" });
     });
@@ -113,7 +151,10 @@ describe("ledger", () => {
     withLedger((ledger, path) => {
       ledger.accept(seen(10));
       const before = rowCounts(path);
-      assert.throws(() => ledger.accept(seen(10)), (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate");
+      assert.throws(
+        () => ledger.accept(seen(10)),
+        (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate",
+      );
       assert.deepEqual(rowCounts(path), before);
     });
   });
@@ -133,10 +174,22 @@ describe("ledger", () => {
       assert.deepEqual(ledger.startRun(newest, 2_000), older);
       ledger.recordStep(newest, { index: 0, name: "setup", exitCode: 0, signal: null, timedOut: false, durationMs: 12, startedAt: 2_001 });
       ledger.finishRun(newest, { state: "succeeded", at: 2_100, durationMs: 100, bootTime: 1_700_000_000 });
-      assert.deepEqual(ledger.runs(10).map((r) => [r.id, r.state]), [[3, "succeeded"], [2, "superseded"], [1, "superseded"]]);
-      assert.deepEqual(ledger.lastSuccess()?.steps, [{ index: 0, name: "setup", exitCode: 0, signal: null, timedOut: false, durationMs: 12, startedAt: 2_001 }]);
+      assert.deepEqual(
+        ledger.runs(10).map((r) => [r.id, r.state]),
+        [
+          [3, "succeeded"],
+          [2, "superseded"],
+          [1, "superseded"],
+        ],
+      );
+      assert.deepEqual(ledger.lastSuccess()?.steps, [
+        { index: 0, name: "setup", exitCode: 0, signal: null, timedOut: false, durationMs: 12, startedAt: 2_001 },
+      ]);
       assert.equal(ledger.lastFinished()?.runId, newest);
-      assert.throws(() => ledger.startRun(older[0] as number, 2_200), (e: unknown) => e instanceof FleetplanError && e.reason === "conflict");
+      assert.throws(
+        () => ledger.startRun(older[0] as number, 2_200),
+        (e: unknown) => e instanceof FleetplanError && e.reason === "conflict",
+      );
     });
   });
 
@@ -148,11 +201,17 @@ describe("ledger", () => {
     crashed.close();
     withLedger((ledger) => {
       const recovered = ledger.recoverInterrupted(3_000);
-      assert.deepEqual(recovered.map((r) => [r.runId, r.state, r.finishedAt]), [[runId, "interrupted", 3_000]]);
+      assert.deepEqual(
+        recovered.map((r) => [r.runId, r.state, r.finishedAt]),
+        [[runId, "interrupted", 3_000]],
+      );
       assert.equal(ledger.runs(1)[0]?.state, "interrupted");
       assert.deepEqual(ledger.highWaterMark(), { id: 7, planHash: "h7" });
       assert.deepEqual(ledger.pendingRuns(), []);
-      assert.throws(() => ledger.accept(seen(7)), (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate");
+      assert.throws(
+        () => ledger.accept(seen(7)),
+        (e: unknown) => e instanceof EnvelopeError && e.reason === "duplicate",
+      );
     }, path);
   });
 
@@ -171,9 +230,18 @@ describe("ledger", () => {
       const pending = ledger.accept(seen(6));
       const removed = ledger.prune({ maxAgeMs: 1, maxRows: 0, now: 1_000_000 });
       assert.equal(removed, 4 + 4 + 5);
-      assert.deepEqual(ledger.runs(10).map((r) => [r.runId, r.state]), [[pending, "pending"], [success, "succeeded"]]);
+      assert.deepEqual(
+        ledger.runs(10).map((r) => [r.runId, r.state]),
+        [
+          [pending, "pending"],
+          [success, "succeeded"],
+        ],
+      );
       assert.equal(ledger.lastSuccess()?.steps.length, 1);
-      assert.deepEqual(ledger.envelopes(10).map((e) => e.id), [6, 1]);
+      assert.deepEqual(
+        ledger.envelopes(10).map((e) => e.id),
+        [6, 1],
+      );
       assert.deepEqual(ledger.highWaterMark(), { id: 6, planHash: "h6" });
       assert.deepEqual(ledger.counts(), { accepted: 6, duplicate: 5 });
       assert.equal(rowCounts(path).high_water, 1);
@@ -184,7 +252,10 @@ describe("ledger", () => {
     withLedger((ledger) => {
       for (let i = 0; i < 6; i++) ledger.recordSeen({ ...seen(i + 1), reason: "expired" });
       assert.equal(ledger.prune({ maxAgeMs: 1e12, maxRows: 2, now: 10_000 }), 4);
-      assert.deepEqual(ledger.envelopes(10).map((e) => e.id), [6, 5]);
+      assert.deepEqual(
+        ledger.envelopes(10).map((e) => e.id),
+        [6, 5],
+      );
     });
   });
 
@@ -228,13 +299,21 @@ describe("ledger", () => {
     withLedger((ledger) => void ledger.accept(seen(1)), path);
     // root ignores permission bits, so the attempt runs as nobody when the tests run as root.
     const probe = join(dir, "probe.mts");
-    writeFileSync(probe, `import { openLedger } from ${JSON.stringify(join(ROOT, "agent/ledger.ts"))};
+    writeFileSync(
+      probe,
+      `import { openLedger } from ${JSON.stringify(join(ROOT, "agent/ledger.ts"))};
       try { openLedger(process.argv[2]); console.log(JSON.stringify({ opened: true })); }
-      catch (e) { console.log(JSON.stringify({ name: e.name, reason: e.reason, message: e.message })); }`);
+      catch (e) { console.log(JSON.stringify({ name: e.name, reason: e.reason, message: e.message })); }`,
+    );
     chmodSync(path, 0o444);
     chmodSync(dir, 0o555);
     const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const child = spawn(process.execPath, ["--import", "tsx", probe, path], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, HOME: dir }, ...asNobody });
+    const child = spawn(process.execPath, ["--import", "tsx", probe, path], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, HOME: dir },
+      ...asNobody,
+    });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     const code = await new Promise<number | null>((done) => child.on("exit", done));

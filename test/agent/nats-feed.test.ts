@@ -12,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parseDirectGet, parsePubAck } from "../../agent/store/nats-direct.ts";
 import { createNatsFeed, judgeRead } from "../../agent/store/nats-feed.ts";
-import { FleetplanError } from "../../shared/errors.ts";
+import type { FleetplanError } from "../../shared/errors.ts";
 import { createLogger, silentLogger } from "../../shared/log.ts";
 import { kvStream } from "../../shared/store-layout.ts";
 import type { PlanFeed, StoreConfig } from "../../shared/types.ts";
@@ -38,7 +38,9 @@ const follow = (config: StoreConfig, host: string, opts: { safetyNetMs?: number;
     },
   });
   return {
-    feed, got, logs,
+    feed,
+    got,
+    logs,
     values: () => got.map((g) => g.value),
     logged: (event: string) => logs.filter((l) => l.includes(`"${event}"`)).length,
   };
@@ -54,24 +56,37 @@ describe("nats feed decisions (pure)", () => {
 
   it("parseDirectGet: 404 is a missing key, KV-Operation marks a delete, other statuses are errors", () => {
     const headers = (entries: Record<string, string>, code = 0) => ({
-      code, description: code ? "Message Not Found" : "", get: (k: string) => entries[k] ?? "",
+      code,
+      description: code ? "Message Not Found" : "",
+      get: (k: string) => entries[k] ?? "",
     });
     assert.deepEqual(parseDirectGet({ headers: headers({}, 404) as never, data: new Uint8Array() }), { found: false });
     const hit = { "Nats-Sequence": "7", "Nats-Time-Stamp": "2026-12-05T18:17:20.343411001Z" };
     assert.deepEqual(parseDirectGet({ headers: headers(hit) as never, data: text("x") }), {
-      found: true, seq: 7, time: Date.parse("2026-12-05T18:17:20.343Z"), deleted: false, value: text("x"),
+      found: true,
+      seq: 7,
+      time: Date.parse("2026-12-05T18:17:20.343Z"),
+      deleted: false,
+      value: text("x"),
     });
     const purged = parseDirectGet({ headers: headers({ ...hit, "KV-Operation": "PURGE" }) as never, data: new Uint8Array() });
     assert.equal(purged.found && purged.deleted, true);
-    assert.throws(() => parseDirectGet({ headers: headers({}, 503) as never, data: new Uint8Array() }),
-      (e: FleetplanError) => e.reason === "store_unavailable");
+    assert.throws(
+      () => parseDirectGet({ headers: headers({}, 503) as never, data: new Uint8Array() }),
+      (e: FleetplanError) => e.reason === "store_unavailable",
+    );
   });
 
   it("parsePubAck: the sequence, or the server's error as store_rejected", () => {
     assert.equal(parsePubAck(text('{"stream":"KV_s", "seq":4}'), "$KV.s.h"), 4);
-    assert.throws(() => parsePubAck(text('{"error":{"code":400,"err_code":10077,"description":"maximum messages exceeded"}}'), "$KV.s.h"),
-      (e: FleetplanError) => e.reason === "store_rejected" && /maximum messages exceeded/.test(e.message));
-    assert.throws(() => parsePubAck(text("+OK"), "$KV.s.h"), (e: FleetplanError) => e.reason === "store_rejected");
+    assert.throws(
+      () => parsePubAck(text('{"error":{"code":400,"err_code":10077,"description":"maximum messages exceeded"}}'), "$KV.s.h"),
+      (e: FleetplanError) => e.reason === "store_rejected" && /maximum messages exceeded/.test(e.message),
+    );
+    assert.throws(
+      () => parsePubAck(text("+OK"), "$KV.s.h"),
+      (e: FleetplanError) => e.reason === "store_rejected",
+    );
   });
 });
 
@@ -136,7 +151,10 @@ describe("nats feed against a real nats-server", { timeout: 120_000 }, () => {
     for (let i = 1; i <= 20; i++) await plans.put("burst-1", text(`v${i}`));
     await waitFor(() => f.values().at(-1) === "v20", 5_000, "the last value");
     const revisions = f.got.map((g) => g.revision);
-    assert.deepEqual(revisions, [...new Set(revisions)].sort((a, b) => a - b));
+    assert.deepEqual(
+      revisions,
+      [...new Set(revisions)].sort((a, b) => a - b),
+    );
   });
 
   it("a value whose delivery was handed back (onEnvelope threw) is read again with backoff", { timeout: 20_000 }, async () => {
@@ -186,11 +204,15 @@ describe("nats feed against a real nats-server", { timeout: 120_000 }, () => {
     assert.equal(new TextDecoder().decode((await statuses.get("status-1"))!.value), "signed record");
     const g = start("status-2", {}, { ...config, statusBucket: "no-such-bucket" });
     await waitFor(() => g.logged("store_connected") === 1, 5_000, "connected");
-    await assert.rejects(g.feed.putStatus("status-2", text("x")),
-      (e: FleetplanError) => e.reason === "store_bucket_missing" && /store init/.test(e.message));
+    await assert.rejects(
+      g.feed.putStatus("status-2", text("x")),
+      (e: FleetplanError) => e.reason === "store_bucket_missing" && /store init/.test(e.message),
+    );
   });
 
-  it("closed while its first connect waits for a server that is not there yet: no connection is left behind", { timeout: 40_000 }, async () => {
+  it("closed while its first connect waits for a server that is not there yet: no connection is left behind", {
+    timeout: 40_000,
+  }, async () => {
     const port = await freePort();
     const feed = createNatsFeed(testStoreConfig(`nats://127.0.0.1:${port}`), { logger: silentLogger });
     void feed.follow("late-1", { onEnvelope: async () => {} });

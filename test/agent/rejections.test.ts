@@ -34,7 +34,8 @@ const snapshot = (dir: string, out: Record<string, string> = {}): Record<string,
 
 // What every hostile envelope would do if it ran: write a file and append to the marker.
 const hostile = (label: string): Plan => ({
-  kind: "fleetplan/plan", v: 1,
+  kind: "fleetplan/plan",
+  v: 1,
   files: [{ path: join(node.root, `${label}.conf`), mode: 0o644, content: Buffer.from(label).toString("base64") }],
   steps: [{ name: label, run: appendMarker(node, label) }],
 });
@@ -51,10 +52,24 @@ const SIG_BLOCK = 1 + 8 + 64;
 const attacks: [string, () => Uint8Array][] = [
   ["malformed", () => sealFor(world, node, 2001, hostile("malformed")).subarray(0, -1)],
   ["unsupported_version", () => flipAt(sealFor(world, node, 2002, hostile("version")), 4)],
-  ["bad_signature", () => { const e = sealFor(world, node, 2003, hostile("bad-sig")); return flipAt(e, e.length - SIG_BLOCK - 5); }],
-  ["untrusted_signer", () => sealEnvelope(hostile("untrusted"), {
-    id: 2004, target: node.host, nodePublicKey: node.keys.publicKey, signers: [generateAdminKey()], expires: Date.now() + HOUR,
-  })],
+  [
+    "bad_signature",
+    () => {
+      const e = sealFor(world, node, 2003, hostile("bad-sig"));
+      return flipAt(e, e.length - SIG_BLOCK - 5);
+    },
+  ],
+  [
+    "untrusted_signer",
+    () =>
+      sealEnvelope(hostile("untrusted"), {
+        id: 2004,
+        target: node.host,
+        nodePublicKey: node.keys.publicKey,
+        signers: [generateAdminKey()],
+        expires: Date.now() + HOUR,
+      }),
+  ],
   ["wrong_target", () => sealFor(world, { ...node, host: "someone-else" }, 2005, hostile("wrong-target"))],
   ["expired", () => sealFor(world, node, 2006, hostile("expired"), { issued: Date.now() - 2 * HOUR, expires: Date.now() - HOUR })],
   ["from_future", () => sealFor(world, node, 2007, hostile("future"), { issued: Date.now() + HOUR, expires: Date.now() + 2 * HOUR })],

@@ -48,7 +48,11 @@ describe("accepted ids never end in limbo", { timeout: 60_000 }, () => {
     agents.push(agent);
     assert.equal((await applied(agent, sealFor(world, node, 10, "true"))).result, "succeeded");
     await new Promise<void>((resolve) => squatter.close(() => resolve()));
-    await waitFor(async () => (await fetch(agent.metricsUrl!).catch(() => null))?.ok === true, 15_000, "metrics served after the port was freed");
+    await waitFor(
+      async () => (await fetch(agent.metricsUrl!).catch(() => null))?.ok === true,
+      15_000,
+      "metrics served after the port was freed",
+    );
     const body = await (await fetch(agent.metricsUrl!)).text();
     assert.match(body, /^fleetplan_agent_provisioning_id 10$/m);
   });
@@ -73,7 +77,9 @@ describe("accepted ids never end in limbo", { timeout: 60_000 }, () => {
     }
   });
 
-  it("a run log that cannot be created fails the run as log_unavailable, recorded in the ledger", { skip: !canChattr && "needs root and chattr" }, async () => {
+  it("a run log that cannot be created fails the run as log_unavailable, recorded in the ledger", {
+    skip: !canChattr && "needs root and chattr",
+  }, async () => {
     const node = await createNode(world, "log-full", "nats://127.0.0.1:1");
     const agent = await createAgent(node.config, { feed: null, logger: silentLogger });
     agents.push(agent);

@@ -22,7 +22,10 @@ const dumpLedger = (path: string): string => {
   const db = new Database(path, { readonly: true });
   try {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-    assert.ok(tables.some((t) => t.name === "runs"), "the ledger has its tables");
+    assert.ok(
+      tables.some((t) => t.name === "runs"),
+      "the ledger has its tables",
+    );
     return tables.map(({ name }) => JSON.stringify(db.prepare(`SELECT * FROM "${name}"`).all())).join("\n");
   } finally {
     db.close();
@@ -41,24 +44,56 @@ describe("no secret reaches the agent's log, status, metrics or ledger", () => {
     const node = await scope.node("secrets-1", { logLevel: "debug" });
     const conf = join(node.root, "app.conf");
     const s = {
-      file: secret("FILE"), env: secret("ENV"), script: secret("SCRIPT"),
-      failEnv: secret("FAILENV"), failScript: secret("FAILSCRIPT"), badFile: secret("BADFILE"),
+      file: secret("FILE"),
+      env: secret("ENV"),
+      script: secret("SCRIPT"),
+      failEnv: secret("FAILENV"),
+      failScript: secret("FAILSCRIPT"),
+      badFile: secret("BADFILE"),
     };
     const plans: [number, string, Plan][] = [
-      [1, "succeeded", {
-        kind: "fleetplan/plan", v: 1,
-        files: [{ path: conf, mode: 0o600, content: b64(s.file) }],
-        steps: [{ name: "uses-secrets", env: { API_TOKEN: s.env }, run: `# ${s.script}\ncat ${conf}\necho "$API_TOKEN"\necho "$API_TOKEN" >&2` }],
-      }],
-      [2, "failed", {
-        kind: "fleetplan/plan", v: 1, files: [],
-        steps: [{ name: "fails-loudly", env: { API_TOKEN: s.failEnv }, run: `# ${s.failScript}\necho "$API_TOKEN" >&2\ncat ${conf} >&2\nexit 7` }],
-      }],
-      [3, "failed", {
-        kind: "fleetplan/plan", v: 1,
-        files: [{ path: "/fleetplan-outside-the-roots/x.conf", mode: 0o600, content: b64(s.badFile) }],
-        steps: [{ name: "never", run: "true" }],
-      }],
+      [
+        1,
+        "succeeded",
+        {
+          kind: "fleetplan/plan",
+          v: 1,
+          files: [{ path: conf, mode: 0o600, content: b64(s.file) }],
+          steps: [
+            {
+              name: "uses-secrets",
+              env: { API_TOKEN: s.env },
+              run: `# ${s.script}\ncat ${conf}\necho "$API_TOKEN"\necho "$API_TOKEN" >&2`,
+            },
+          ],
+        },
+      ],
+      [
+        2,
+        "failed",
+        {
+          kind: "fleetplan/plan",
+          v: 1,
+          files: [],
+          steps: [
+            {
+              name: "fails-loudly",
+              env: { API_TOKEN: s.failEnv },
+              run: `# ${s.failScript}\necho "$API_TOKEN" >&2\ncat ${conf} >&2\nexit 7`,
+            },
+          ],
+        },
+      ],
+      [
+        3,
+        "failed",
+        {
+          kind: "fleetplan/plan",
+          v: 1,
+          files: [{ path: "/fleetplan-outside-the-roots/x.conf", mode: 0o600, content: b64(s.badFile) }],
+          steps: [{ name: "never", run: "true" }],
+        },
+      ],
     ];
     const proc = await scope.process(node);
     const reported: string[] = [];
@@ -66,7 +101,11 @@ describe("no secret reaches the agent's log, status, metrics or ledger", () => {
       await kv.put(node.host, sealFor(world, node, id, plan));
       await waitMetric(node, "fleetplan_agent_accepted_provisioning_id", (v) => v === id);
       await waitMetric(node, "fleetplan_agent_running", (v) => v === 0);
-      await waitFor(async () => (await kv.status(node.host))?.status?.state === result && (await kv.status(node.host))?.status?.id === id, 10_000, `status ${id} ${result}`);
+      await waitFor(
+        async () => (await kv.status(node.host))?.status?.state === result && (await kv.status(node.host))?.status?.id === id,
+        10_000,
+        `status ${id} ${result}`,
+      );
       reported.push(`status ${id}: ${(await kv.status(node.host))!.raw}`);
       reported.push(`metrics after ${id}: ${await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text()}`);
     }
@@ -74,12 +113,14 @@ describe("no secret reaches the agent's log, status, metrics or ledger", () => {
 
     // The secrets did reach where they belong, so their absence elsewhere means something.
     assert.equal(readFileSync(conf, "utf8"), s.file);
-    const runLogs = readdirSync(node.config.logDir).map((f) => readFileSync(join(node.config.logDir, f), "utf8")).join("\n");
+    const runLogs = readdirSync(node.config.logDir)
+      .map((f) => readFileSync(join(node.config.logDir, f), "utf8"))
+      .join("\n");
     assert.ok(runLogs.includes(s.env) && runLogs.includes(s.failEnv) && runLogs.includes(s.file), "step output is in the run logs");
 
     const all = Object.values(s);
     assertNoSecret("agent log", proc.log(), all);
-    reported.forEach((text) => assertNoSecret(text.slice(0, text.indexOf(":")), text, all));
+    for (const text of reported) assertNoSecret(text.slice(0, text.indexOf(":")), text, all);
     const ledger = dumpLedger(join(node.config.stateDir, "ledger.db"));
     assert.match(ledger, /fleetplan-outside-the-roots\/x\.conf/, "the file error is recorded, by path");
     assertNoSecret("ledger", ledger, all);

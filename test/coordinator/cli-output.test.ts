@@ -29,7 +29,9 @@ describe("CLI output through a slow pipe", { timeout: 90_000 }, () => {
     const direct = await runCli(["server", "list", "--json", "--db", db]);
     assert.equal(direct.code, 0, direct.stderr);
     assert.ok(direct.stdout.length > 2 * 65_536, `enough output to overflow a pipe (${direct.stdout.length} bytes)`);
-    const slow = execFileSync("bash", ["-c", `set -o pipefail; node ${CLI_BIN} server list --json --db ${db} | (sleep 2; wc -c)`], { timeout: 60_000 });
+    const slow = execFileSync("bash", ["-c", `set -o pipefail; node ${CLI_BIN} server list --json --db ${db} | (sleep 2; wc -c)`], {
+      timeout: 60_000,
+    });
     assert.equal(Number(slow.toString().trim()), Buffer.byteLength(direct.stdout));
   });
 });

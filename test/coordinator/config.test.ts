@@ -19,15 +19,18 @@ import { tempDirs } from "../helpers/temp.ts";
 
 const newDir = tempDirs(tmpdir(), "fleetplan-config-");
 const FILE = {
-  path: "/etc/fleetplan/fleetplan.json", settings: { store: "nats://file:4222", prometheus: "http://prom-file:9090", replicas: "3" },
+  path: "/etc/fleetplan/fleetplan.json",
+  settings: { store: "nats://file:4222", prometheus: "http://prom-file:9090", replicas: "3" },
 };
 const sourceOf = (sources: SettingSource[], name: string) => sources.find((s) => s.name === name)!;
 
 describe("normalizeCoordinatorConfig precedence (pure)", { timeout: 10_000 }, () => {
   it("takes the file over the default, env over the file, the flag over env", () => {
     const fromFile = normalizeCoordinatorConfig({}, {}, FILE);
-    assert.deepEqual([fromFile.store.servers, fromFile.store.replicas, fromFile.prometheus],
-      [["nats://file:4222"], 3, "http://prom-file:9090"]);
+    assert.deepEqual(
+      [fromFile.store.servers, fromFile.store.replicas, fromFile.prometheus],
+      [["nats://file:4222"], 3, "http://prom-file:9090"],
+    );
     assert.deepEqual(sourceOf(fromFile.sources, "store"), { name: "store", value: "nats://file:4222", source: `file ${FILE.path}` });
     const env = { FLEETPLAN_STORE: "nats://env:4222", FLEETPLAN_PROMETHEUS: "http://prom-env:9090" };
     const fromEnv = normalizeCoordinatorConfig({}, env, FILE);
@@ -42,31 +45,51 @@ describe("normalizeCoordinatorConfig precedence (pure)", { timeout: 10_000 }, ()
   it("falls back to the defaults with no file, and names them", () => {
     const config = normalizeCoordinatorConfig({ db: "/x/fleetplan.db" }, {}, { path: "/x/fleetplan.json", settings: {} });
     assert.deepEqual([config.store.servers, config.prometheus], [["nats://127.0.0.1:4222"], undefined]);
-    assert.deepEqual(config.sources.map((s) => [s.name, s.source]), [
-      ["db", "flag"], ["admin-key", "default"], ["store", "default"], ["replicas", "default"], ["notify-prefix", "default"],
-      ["creds", "default"], ["tls-ca", "default"], ["tls-cert", "default"], ["tls-key", "default"], ["prometheus", "default"],
-    ]);
+    assert.deepEqual(
+      config.sources.map((s) => [s.name, s.source]),
+      [
+        ["db", "flag"],
+        ["admin-key", "default"],
+        ["store", "default"],
+        ["replicas", "default"],
+        ["notify-prefix", "default"],
+        ["creds", "default"],
+        ["tls-ca", "default"],
+        ["tls-cert", "default"],
+        ["tls-key", "default"],
+        ["prometheus", "default"],
+      ],
+    );
     assert.equal(sourceOf(config.sources, "creds").value, null);
   });
 
   it("names the file and key of a bad value from the file", () => {
     const bad = { path: "/x/fleetplan.json", settings: { prometheus: "prom:9090", creds: "/nonexistent/c.creds" } };
-    assert.throws(() => normalizeCoordinatorConfig({}, {}, bad), (error: Error & { reason?: string }) => {
-      assert.equal(error.reason, "invalid_config");
-      assert.match(error.message, /\/x\/fleetplan\.json "prometheus": "prom:9090" is not an http\(s\) URL/);
-      assert.match(error.message, /\/x\/fleetplan\.json "creds": cannot read \/nonexistent\/c\.creds/);
-      return true;
-    });
+    assert.throws(
+      () => normalizeCoordinatorConfig({}, {}, bad),
+      (error: Error & { reason?: string }) => {
+        assert.equal(error.reason, "invalid_config");
+        assert.match(error.message, /\/x\/fleetplan\.json "prometheus": "prom:9090" is not an http\(s\) URL/);
+        assert.match(error.message, /\/x\/fleetplan\.json "creds": cannot read \/nonexistent\/c\.creds/);
+        return true;
+      },
+    );
   });
 
   it("refuses a malformed file, an unknown key or a non-string value, naming the file and the key", () => {
-    assert.throws(() => parseConfigFile("/x/fleetplan.json", "{"),
-      { reason: "invalid_config", message: /\/x\/fleetplan\.json is not valid JSON/ });
+    assert.throws(() => parseConfigFile("/x/fleetplan.json", "{"), {
+      reason: "invalid_config",
+      message: /\/x\/fleetplan\.json is not valid JSON/,
+    });
     assert.throws(() => parseConfigFile("/x/fleetplan.json", "[]"), { reason: "invalid_config", message: /must hold a JSON object/ });
-    assert.throws(() => parseConfigFile("/x/fleetplan.json", '{"stor": "nats://a:1"}'),
-      { reason: "invalid_config", message: /\/x\/fleetplan\.json: unknown key "stor"; known: store,/ });
-    assert.throws(() => parseConfigFile("/x/fleetplan.json", '{"store": 4222}'),
-      { reason: "invalid_config", message: /key "store" must be a string/ });
+    assert.throws(() => parseConfigFile("/x/fleetplan.json", '{"stor": "nats://a:1"}'), {
+      reason: "invalid_config",
+      message: /\/x\/fleetplan\.json: unknown key "stor"; known: store,/,
+    });
+    assert.throws(() => parseConfigFile("/x/fleetplan.json", '{"store": 4222}'), {
+      reason: "invalid_config",
+      message: /key "store" must be a string/,
+    });
     assert.deepEqual(parseConfigFile("/x/fleetplan.json", '{"replicas": 3}'), { replicas: "3" });
   });
 });
@@ -115,10 +138,14 @@ describe("fleetplan init remembers the coordinator configuration", { timeout: 60
     assert.deepEqual(shown.prometheus, ["http://127.0.0.1:9", `file ${file}`]);
     assert.deepEqual(shown.db, [db, "flag"]);
     assert.deepEqual(shown["notify-prefix"], ["fleetplan.notify", "default"]);
-    assert.deepEqual((await show([], { FLEETPLAN_DB: db, FLEETPLAN_STORE: "nats://127.0.0.1:5" })).store,
-      ["nats://127.0.0.1:5", "env FLEETPLAN_STORE"]);
-    assert.deepEqual((await show(["--db", db, "--store", "nats://127.0.0.1:6"], { FLEETPLAN_STORE: "nats://127.0.0.1:5" })).store,
-      ["nats://127.0.0.1:6", "flag"]);
+    assert.deepEqual((await show([], { FLEETPLAN_DB: db, FLEETPLAN_STORE: "nats://127.0.0.1:5" })).store, [
+      "nats://127.0.0.1:5",
+      "env FLEETPLAN_STORE",
+    ]);
+    assert.deepEqual((await show(["--db", db, "--store", "nats://127.0.0.1:6"], { FLEETPLAN_STORE: "nats://127.0.0.1:5" })).store, [
+      "nats://127.0.0.1:6",
+      "flag",
+    ]);
 
     // Running init again updates only what it is given.
     assert.equal((await run(["init", "--db", db, "--prometheus", "http://127.0.0.1:10", "--json"])).code, 0);

@@ -12,8 +12,19 @@ import { consulTestScope, type FakeConsul, putKey, storeConfigFor } from "../fak
 import { waitFor } from "../helpers/ports.ts";
 
 const status = (host: string, state: AgentStatus["state"], id: number | null = null): AgentStatus => ({
-  host, state, id, plan_hash: null, step_index: null, steps: null, since: 1, boot_time: 2,
-  result: null, applied_id: null, applied_hash: null, applied_boot_time: null, version: "test",
+  host,
+  state,
+  id,
+  plan_hash: null,
+  step_index: null,
+  steps: null,
+  since: 1,
+  boot_time: 2,
+  result: null,
+  applied_id: null,
+  applied_hash: null,
+  applied_boot_time: null,
+  version: "test",
 });
 // The store does not judge records: any bytes do here (coordinator/status-evidence.ts verifies them).
 const bytes = (s: AgentStatus) => new TextEncoder().encode(JSON.stringify(s));
@@ -44,7 +55,10 @@ describe("consul store: envelopes", () => {
     const store = storeOn(fake);
     await assert.rejects(store.put("web-1", new Uint8Array(524_289)), (e: Error & { reason?: string }) => {
       assert.equal(e.reason, "value_too_large");
-      assert.match(e.message, /plan envelope for web-1 is 524289 bytes, Consul's KV value limit is 524288 bytes \(raise limits\.kv_max_value_size/);
+      assert.match(
+        e.message,
+        /plan envelope for web-1 is 524289 bytes, Consul's KV value limit is 524288 bytes \(raise limits\.kv_max_value_size/,
+      );
       return true;
     });
     assert.equal(puts(fake), 0, "the fake saw no PUT");
@@ -106,7 +120,10 @@ describe("consul store: statuses", () => {
     await feed.putStatus("web-2", bytes(status("web-2", "idle")));
     const seen: string[] = [];
     const stop = new AbortController();
-    const watching = store.watchStatuses((r) => void seen.push(`${r.key}:${(JSON.parse(text(r.value)) as AgentStatus).state}`), stop.signal);
+    const watching = store.watchStatuses(
+      (r) => void seen.push(`${r.key}:${(JSON.parse(text(r.value)) as AgentStatus).state}`),
+      stop.signal,
+    );
     await waitFor(() => seen.length === 2, 5_000, "the current statuses");
     assert.deepEqual(seen.sort(), ["web-1:idle", "web-2:idle"]);
     await feed.putStatus("web-2", bytes(status("web-2", "running", 9)));

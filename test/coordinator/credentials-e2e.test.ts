@@ -81,12 +81,44 @@ describe("push --wait with per-host NATS credentials", { timeout: 120_000 }, () 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`. */
 const makeCertificates = (dir: string) => {
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-  ssl("req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=fleetplan test CA");
-  for (const [name, ext] of [["server", "subjectAltName=IP:127.0.0.1,DNS:localhost"], ["client", "extendedKeyUsage=clientAuth"]] as const) {
+  ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ed25519",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=fleetplan test CA",
+  );
+  for (const [name, ext] of [
+    ["server", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
     ssl("req", "-newkey", "ed25519", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
     writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
-    ssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.pem`, "-days", "1",
-      "-extfile", `${name}.ext`);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "1",
+      "-extfile",
+      `${name}.ext`,
+    );
     chmodSync(join(dir, `${name}.key`), 0o600);
   }
   return (name: string) => join(dir, name);
@@ -106,7 +138,8 @@ describe("coordinator --tls-ca / --tls-cert / --tls-key", { timeout: 60_000 }, (
     await cli.expect(["init", "--json"]);
     await cli.expect(["store", "credentials", "--out", join(world.dir, "creds"), "--json"]);
     nats = await startNats({
-      port, configFile: join(world.dir, "creds", "nats-server.conf"),
+      port,
+      configFile: join(world.dir, "creds", "nats-server.conf"),
       extraArgs: ["--tls", "--tlscert", file("server.pem"), "--tlskey", file("server.key"), "--tlscacert", file("ca.pem"), "--tlsverify"],
     });
   });

@@ -64,7 +64,10 @@ describe("opening", () => {
     assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
     raw.close();
     db = openCoordinatorDb(path);
-    assert.deepEqual(db.servers().map((s) => s.host), ["web-1"]);
+    assert.deepEqual(
+      db.servers().map((s) => s.host),
+      ["web-1"],
+    );
   });
 
   it("refuses a database from a newer fleetplan and leaves it alone", () => {
@@ -116,10 +119,23 @@ describe("migrate", () => {
 
 describe("inventory", () => {
   it("adds, filters by host and group, and sorts by host", () => {
-    db.addServers([server("web-2", { group: "web" }), server("db-1", { group: "db", bootstrapped: false, ssh: "root@db-1:22" }), server("web-1", { group: "web" })]);
-    assert.deepEqual(db.servers().map((s) => s.host), ["db-1", "web-1", "web-2"]);
-    assert.deepEqual(db.servers({ group: "web" }).map((s) => s.host), ["web-1", "web-2"]);
-    assert.deepEqual(db.servers({ hosts: ["web-2", "db-1"] }).map((s) => s.host), ["db-1", "web-2"]);
+    db.addServers([
+      server("web-2", { group: "web" }),
+      server("db-1", { group: "db", bootstrapped: false, ssh: "root@db-1:22" }),
+      server("web-1", { group: "web" }),
+    ]);
+    assert.deepEqual(
+      db.servers().map((s) => s.host),
+      ["db-1", "web-1", "web-2"],
+    );
+    assert.deepEqual(
+      db.servers({ group: "web" }).map((s) => s.host),
+      ["web-1", "web-2"],
+    );
+    assert.deepEqual(
+      db.servers({ hosts: ["web-2", "db-1"] }).map((s) => s.host),
+      ["db-1", "web-2"],
+    );
     assert.deepEqual(db.servers({ hosts: ["db-1"] })[0], server("db-1", { group: "db", bootstrapped: false, ssh: "root@db-1:22" }));
   });
 
@@ -131,7 +147,10 @@ describe("inventory", () => {
   it("adds nothing when one host of the batch is already there", () => {
     db.addServers([server("web-1")]);
     throwsReason(() => db.addServers([server("web-0"), server("web-1"), server("web-3")]), "conflict", /web-1/);
-    assert.deepEqual(db.servers().map((s) => s.host), ["web-1"]);
+    assert.deepEqual(
+      db.servers().map((s) => s.host),
+      ["web-1"],
+    );
   });
 
   it("adds nothing when the batch names a host twice", () => {
@@ -220,7 +239,9 @@ describe("issueId", () => {
     const run = promisify(execFile);
     const startAt = String(Date.now() + 3000);
     const child = () =>
-      run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "issue-ids-child.ts"), path, "web-1", "150", startAt], { timeout: 30_000 });
+      run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "issue-ids-child.ts"), path, "web-1", "150", startAt], {
+        timeout: 30_000,
+      });
     const outs = await Promise.all([child(), child()]);
     const ids = outs.flatMap((o) => JSON.parse(o.stdout) as number[]);
     assert.equal(new Set(ids).size, 300);
@@ -234,20 +255,50 @@ describe("pushes and history", () => {
   it("records pushes and lists outcomes newest first, by host and with a limit", () => {
     const p1 = db.startPush({ store: "nats://127.0.0.1:4222", dryRun: false, force: false, operator: "alice", at: 1000 });
     db.recordResult(p1, { host: "web-1", id: 11, planHash: HASH_A, outcome: "pushed", at: 1001 });
-    db.recordResult(p1, { host: "web-2", id: null, planHash: null, outcome: "put_failed", reason: "store_timeout", message: "timed out", at: 1002 });
+    db.recordResult(p1, {
+      host: "web-2",
+      id: null,
+      planHash: null,
+      outcome: "put_failed",
+      reason: "store_timeout",
+      message: "timed out",
+      at: 1002,
+    });
     db.finishPush(p1, 1003, { ok: false });
     const p2 = db.startPush({ store: "ssh", dryRun: false, force: true, operator: "bob", at: 500 });
     // The clock went back: order still follows recording order.
     db.recordResult(p2, { host: "web-1", id: 12, planHash: HASH_B, outcome: "succeeded", at: 501 });
     assert.ok(p2 > p1);
     const all = db.history();
-    assert.deepEqual(all.map((r) => [r.pushId, r.host, r.outcome]), [[p2, "web-1", "succeeded"], [p1, "web-2", "put_failed"], [p1, "web-1", "pushed"]]);
+    assert.deepEqual(
+      all.map((r) => [r.pushId, r.host, r.outcome]),
+      [
+        [p2, "web-1", "succeeded"],
+        [p1, "web-2", "put_failed"],
+        [p1, "web-1", "pushed"],
+      ],
+    );
     assert.deepEqual(all[1], {
-      pushId: p1, at: 1002, host: "web-2", id: null, planHash: null, outcome: "put_failed", reason: "store_timeout", message: "timed out",
-      operator: "alice", store: "nats://127.0.0.1:4222", dryRun: false,
+      pushId: p1,
+      at: 1002,
+      host: "web-2",
+      id: null,
+      planHash: null,
+      outcome: "put_failed",
+      reason: "store_timeout",
+      message: "timed out",
+      operator: "alice",
+      store: "nats://127.0.0.1:4222",
+      dryRun: false,
     });
-    assert.deepEqual(db.history({ host: "web-1" }).map((r) => r.id), [12, 11]);
-    assert.deepEqual(db.history({ limit: 1 }).map((r) => r.id), [12]);
+    assert.deepEqual(
+      db.history({ host: "web-1" }).map((r) => r.id),
+      [12, 11],
+    );
+    assert.deepEqual(
+      db.history({ limit: 1 }).map((r) => r.id),
+      [12],
+    );
     assert.deepEqual(db.history({ host: "web-9" }), []);
   });
 

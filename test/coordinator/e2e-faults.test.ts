@@ -45,15 +45,25 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     mkdirSync(plans);
     writeFileSync(join(plans, "edge-1.sh"), "echo small\n");
     // Random data stays larger than the default 1 MiB max_payload after zstd.
-    writeFileSync(join(plans, "edge-2.sh"), `#!/bin/sh\n${randomBytes(1536 * 1024).toString("base64").replace(/.{76}/g, "# $&\n")}\ntrue\n`);
+    writeFileSync(
+      join(plans, "edge-2.sh"),
+      `#!/bin/sh\n${randomBytes(1536 * 1024)
+        .toString("base64")
+        .replace(/.{76}/g, "# $&\n")}\ntrue\n`,
+    );
     writeFileSync(join(plans, "edge-3.sh"), "echo small\n");
 
     const result = await cli.run(["push", "--plans", plans, "--all", "--json"]);
     assert.equal(result.code, 1, result.stderr);
     const summary = lastJson<PushSummary>(result);
-    assert.deepEqual(summary.targets.map((t) => [t.host, t.outcome, t.reason]), [
-      ["edge-1", "pushed", null], ["edge-2", "put_failed", "value_too_large"], ["edge-3", "pushed", null],
-    ]);
+    assert.deepEqual(
+      summary.targets.map((t) => [t.host, t.outcome, t.reason]),
+      [
+        ["edge-1", "pushed", null],
+        ["edge-2", "put_failed", "value_too_large"],
+        ["edge-3", "pushed", null],
+      ],
+    );
     assert.match(summary.targets[1]!.message!, /max_payload/);
     const bucket = await openPlanBucket(nats.url);
     try {
@@ -64,7 +74,10 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
       await bucket.close();
     }
     const history = lastJson<{ host: string; outcome: string; reason: string | null }[]>(await cli.expect(["history", "edge-2", "--json"]));
-    assert.deepEqual(history.map((h) => [h.host, h.outcome, h.reason]), [["edge-2", "put_failed", "value_too_large"]]);
+    assert.deepEqual(
+      history.map((h) => [h.host, h.outcome, h.reason]),
+      [["edge-2", "put_failed", "value_too_large"]],
+    );
 
     // Only delivered envelopes are expected: edge-2 never got one, so it is still "new", not "not_converged".
     const db = openCoordinatorDb(cli.dbPath);
@@ -74,7 +87,14 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
       db.close();
     }
     const dry = lastJson<PushSummary>(await cli.expect(["push", "--plans", plans, "--all", "--dry-run", "--json"]));
-    assert.deepEqual(dry.targets.map((t) => [t.host, t.decision]), [["edge-1", "not_converged"], ["edge-2", "new"], ["edge-3", "not_converged"]]);
+    assert.deepEqual(
+      dry.targets.map((t) => [t.host, t.decision]),
+      [
+        ["edge-1", "not_converged"],
+        ["edge-2", "new"],
+        ["edge-3", "not_converged"],
+      ],
+    );
 
     // Text output says why: on the summary line and on the progress line.
     const text = await cli.run(["push", "--plans", plans, "--all"]);
@@ -95,8 +115,17 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     assert.ok(result.ms < 20_000, `push took ${result.ms} ms`);
     assert.equal(result.code, 4, `exit 4: store unreachable\n${result.stderr}`);
     const summary = lastJson<PushSummary>(result);
-    assert.deepEqual(summary.targets.map((t) => [t.host, t.outcome, t.reason]), nodes.map((n) => [n.host, "put_failed", "store_unavailable"]));
-    assert.deepEqual(jsonLines(result.stdout).filter((e) => e.event === "put_failed").map((e) => e.host).sort(), nodes.map((n) => n.host));
+    assert.deepEqual(
+      summary.targets.map((t) => [t.host, t.outcome, t.reason]),
+      nodes.map((n) => [n.host, "put_failed", "store_unavailable"]),
+    );
+    assert.deepEqual(
+      jsonLines(result.stdout)
+        .filter((e) => e.event === "put_failed")
+        .map((e) => e.host)
+        .sort(),
+      nodes.map((n) => n.host),
+    );
   });
 
   it("an empty --servers or --group, a too short --expires or a stray argument is refused (exit 2); nothing is pushed", async () => {
@@ -124,13 +153,16 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     const cli = createCli(world, nats.url, "coord-import");
     await cli.expect(["init", "--json"]);
     const csv = join(world.dir, "inventory.csv");
-    writeFileSync(csv, [
-      "host,node_key,metrics",
-      `good-1,${nodes[0]!.nodePubPath},127.0.0.1:9100`,
-      `bad-key,${join(world.dir, "no-such.pub")},127.0.0.1:9101`,
-      `bad-url,${nodes[1]!.nodePubPath},ftp://127.0.0.1/metrics`,
-      `good-1,${nodes[2]!.nodePubPath},127.0.0.1:9102`,
-    ].join("\n"));
+    writeFileSync(
+      csv,
+      [
+        "host,node_key,metrics",
+        `good-1,${nodes[0]!.nodePubPath},127.0.0.1:9100`,
+        `bad-key,${join(world.dir, "no-such.pub")},127.0.0.1:9101`,
+        `bad-url,${nodes[1]!.nodePubPath},ftp://127.0.0.1/metrics`,
+        `good-1,${nodes[2]!.nodePubPath},127.0.0.1:9102`,
+      ].join("\n"),
+    );
 
     const result = await cli.run(["server", "import", csv, "--json"]);
     assert.equal(result.code, 2);
@@ -190,14 +222,33 @@ describe("faults and bad input through the CLI", { timeout: 60_000 }, () => {
     const out = join(world.dir, "edge-1.envelope");
     writeFileSync(plan, "echo sealed\n");
     const sealed = lastJson<{ ok: true; id: number; target: string; plan_hash: string }>(
-      await cli.expect(["seal", "--plan", plan, "--target", "edge-1", "--node-key", nodes[0]!.nodePubPath, "--id", "20250101000000", "--out", out, "--json"]),
+      await cli.expect([
+        "seal",
+        "--plan",
+        plan,
+        "--target",
+        "edge-1",
+        "--node-key",
+        nodes[0]!.nodePubPath,
+        "--id",
+        "20250101000000",
+        "--out",
+        out,
+        "--json",
+      ]),
     );
     assert.equal(sealed.id, 20250101000000);
 
-    const inspect = (trust: string, extra: string[] = []) => runCli(["inspect", out, "--trust", trust, "--json", ...extra], { bin: AGENT_BIN });
+    const inspect = (trust: string, extra: string[] = []) =>
+      runCli(["inspect", out, "--trust", trust, "--json", ...extra], { bin: AGENT_BIN });
     const verified = await inspect(world.trustPath, ["--key", nodes[0]!.nodeKeyPath]);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
-    const report = lastJson<{ ok: boolean; header: { id: number; target: string; plan_hash: string }; verified_signers: string[]; verification: string }>(verified);
+    const report = lastJson<{
+      ok: boolean;
+      header: { id: number; target: string; plan_hash: string };
+      verified_signers: string[];
+      verification: string;
+    }>(verified);
     assert.equal(report.ok, true);
     assert.deepEqual([report.header.id, report.header.target, report.header.plan_hash], [20250101000000, "edge-1", sealed.plan_hash]);
     assert.deepEqual(report.verified_signers, [world.admin.keyId]);

@@ -43,7 +43,8 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
   };
   const pushJson = async (args: string[], code: number): Promise<Summary> =>
     lastJson<Summary>(await cli.expect(["push", "--plans", plans, "--all", "--json", ...args], code));
-  const decisions = (s: PushSummary) => s.targets.map((t) => ({ host: t.host, action: t.action, decision: t.decision, plan_hash: t.plan_hash }));
+  const decisions = (s: PushSummary) =>
+    s.targets.map((t) => ({ host: t.host, action: t.action, decision: t.decision, plan_hash: t.plan_hash }));
   const byHost = (s: PushSummary) => new Map<string, TargetResult>(s.targets.map((t) => [t.host, t]));
 
   before(async () => {
@@ -79,14 +80,20 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     assert.equal(real.ok, true);
     assert.deepEqual(real.counts, { succeeded: 3 });
     assert.deepEqual(decisions(real), decisions(dry));
-    assert.deepEqual(decisions(real).map((d) => d.decision), ["new", "new", "new"]);
+    assert.deepEqual(
+      decisions(real).map((d) => d.decision),
+      ["new", "new", "new"],
+    );
     for (const t of real.targets) {
       const predicted = byHost(dry).get(t.host)!.id!;
       // The id comes from the clock: equal unless a second passed between the two commands.
       assert.ok(t.id! >= predicted, `${t.host}: real id ${t.id} < dry-run id ${predicted}`);
     }
     const revisions = await bucket.revisions(HOSTS);
-    assert.ok(HOSTS.every((h) => typeof revisions[h] === "number"), JSON.stringify(revisions));
+    assert.ok(
+      HOSTS.every((h) => typeof revisions[h] === "number"),
+      JSON.stringify(revisions),
+    );
     // A dry run seals too: its bytes are the size of the envelope the push then stored.
     for (const h of HOSTS) {
       const stored = (await bucket.kv.get(h))!.value.length;
@@ -99,9 +106,14 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     const before = await bucket.revisions(HOSTS);
     const dry = await pushJson(["--dry-run"], 0);
     assert.deepEqual(await bucket.revisions(HOSTS), before, "a dry run must not write to the store");
-    assert.deepEqual(decisions(dry).map(({ host, action, decision }) => [host, action, decision]), [
-      ["web-1", "push", "changed"], ["web-2", "skip", "converged"], ["web-3", "skip", "converged"],
-    ]);
+    assert.deepEqual(
+      decisions(dry).map(({ host, action, decision }) => [host, action, decision]),
+      [
+        ["web-1", "push", "changed"],
+        ["web-2", "skip", "converged"],
+        ["web-3", "skip", "converged"],
+      ],
+    );
 
     const real = await pushJson(["--wait", "--timeout", "30s"], 0);
     assert.deepEqual(decisions(real), decisions(dry));
@@ -121,9 +133,15 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     const summary = await pushJson(["--wait", "--timeout", "30s"], 1);
     assert.equal(summary.ok, false);
     const outcomes = summary.targets.map((t) => [t.host, t.outcome]);
-    assert.deepEqual(outcomes, [["web-1", "succeeded"], ["web-2", "failed"], ["web-3", "succeeded"]]);
+    assert.deepEqual(outcomes, [
+      ["web-1", "succeeded"],
+      ["web-2", "failed"],
+      ["web-3", "succeeded"],
+    ]);
 
-    const history = lastJson<{ push_id: number; host: string; id: number; outcome: string }[]>(await cli.expect(["history", "web-2", "--json", "--limit", "1"]));
+    const history = lastJson<{ push_id: number; host: string; id: number; outcome: string }[]>(
+      await cli.expect(["history", "web-2", "--json", "--limit", "1"]),
+    );
     assert.equal(history.length, 1);
     assert.deepEqual(
       { push_id: history[0]!.push_id, host: history[0]!.host, id: history[0]!.id, outcome: history[0]!.outcome },
@@ -131,9 +149,13 @@ describe("push end to end, three real agents", { timeout: 90_000 }, () => {
     );
     // Each target has two rows: pushed as soon as the put succeeded, then its final outcome.
     const all = lastJson<{ push_id: number; host: string; outcome: string }[]>(await cli.expect(["history", "--json"]));
-    assert.deepEqual(all.filter((r) => r.push_id === summary.push_id).map((r) => `${r.host} ${r.outcome}`).sort(), [
-      "web-1 pushed", "web-1 succeeded", "web-2 failed", "web-2 pushed", "web-3 pushed", "web-3 succeeded",
-    ]);
+    assert.deepEqual(
+      all
+        .filter((r) => r.push_id === summary.push_id)
+        .map((r) => `${r.host} ${r.outcome}`)
+        .sort(),
+      ["web-1 pushed", "web-1 succeeded", "web-2 failed", "web-2 pushed", "web-3 pushed", "web-3 succeeded"],
+    );
   });
 });
 
@@ -158,12 +180,32 @@ describe("push() ids: against the clock, and against another coordinator", { tim
 
   /** push() of one script to `node` from the coordinator database `db`, its clock at `iso`. */
   const pushScript = (db: CoordinatorDb, node: Node, iso: string, script: string, emit: (e: PushEvent) => void = () => {}) => {
-    if (!db.servers().some((s) => s.host === node.host)) db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
+    if (!db.servers().some((s) => s.host === node.host))
+      db.addServers([validateServerInput({ host: node.host, node_key: node.nodePubPath })]);
     const file = join(world.dir, `${node.host}-${iso.replace(/:/g, "")}.sh`);
     writeFileSync(file, script);
     return push(
-      { targets: db.servers(), plans: new Map([[node.host, loadPlanFile(file)]]), dryRun: false, force: false, wait: false, waitTimeoutMs: 1000, expiresInMs: 3_600_000, concurrency: 1, viaSsh: false },
-      { db, store: async () => store, storeName: nats.url, signers: [world.admin], now: () => new Date(iso), converged: async () => new Set(), emit, operator: "test" },
+      {
+        targets: db.servers(),
+        plans: new Map([[node.host, loadPlanFile(file)]]),
+        dryRun: false,
+        force: false,
+        wait: false,
+        waitTimeoutMs: 1000,
+        expiresInMs: 3_600_000,
+        concurrency: 1,
+        viaSsh: false,
+      },
+      {
+        db,
+        store: async () => store,
+        storeName: nats.url,
+        signers: [world.admin],
+        now: () => new Date(iso),
+        converged: async () => new Set(),
+        emit,
+        operator: "test",
+      },
     );
   };
   const storedId = async (host: string) => parseEnvelope((await bucket.kv.get(host))!.value).header.id;
@@ -191,7 +233,10 @@ describe("push() ids: against the clock, and against another coordinator", { tim
 
   it("a second coordinator whose id is lower than the store's gets `superseded` and replaces nothing", async () => {
     const node = await createNode(world, "race-1", nats.url);
-    const [a, b] = ["coordinator-a.db", "coordinator-b.db"].map((f) => openCoordinatorDb(join(world.dir, f))) as [CoordinatorDb, CoordinatorDb];
+    const [a, b] = ["coordinator-a.db", "coordinator-b.db"].map((f) => openCoordinatorDb(join(world.dir, f))) as [
+      CoordinatorDb,
+      CoordinatorDb,
+    ];
     try {
       const first = await pushScript(a, node, "2032-01-01T12:00:00Z", "echo a\n");
       assert.deepEqual(first.counts, { pushed: 1 });

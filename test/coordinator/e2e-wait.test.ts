@@ -33,7 +33,10 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
   /** `fleetplan push --json ARGS` as a child the test can act on while it runs. */
   const startPush = (args: string[]) => {
     const started = Date.now();
-    const child = spawn("node", [CLI_BIN, "push", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...cli.env } });
+    const child = spawn("node", [CLI_BIN, "push", "--json", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...cli.env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
@@ -52,7 +55,11 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
   };
 
   before(async () => {
-    [nats, world, otherWorld] = await Promise.all([startNats(), createWorld("fleetplan-e2e-wait-"), createWorld("fleetplan-e2e-wait-other-")]);
+    [nats, world, otherWorld] = await Promise.all([
+      startNats(),
+      createWorld("fleetplan-e2e-wait-"),
+      createWorld("fleetplan-e2e-wait-other-"),
+    ]);
     nodes = await Promise.all([
       createNode(world, "steady-1", nats.url),
       // Trusts another admin: every envelope from this coordinator is untrusted_signer.
@@ -78,7 +85,17 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
     ["refused-again", "so does the next refused push right after it"],
   ]) {
     it(title!, async () => {
-      const result = await cli.run(["push", "--plan", writePlan(plan!, `echo never ${plan}\n`), "--servers", "stranger", "--wait", "--timeout", "45s", "--json"]);
+      const result = await cli.run([
+        "push",
+        "--plan",
+        writePlan(plan!, `echo never ${plan}\n`),
+        "--servers",
+        "stranger",
+        "--wait",
+        "--timeout",
+        "45s",
+        "--json",
+      ]);
       assert.equal(result.code, 3, result.stdout + result.stderr);
       assert.ok(result.ms < 30_000, `push took ${result.ms} ms`);
       const t = lastJson<Summary>(result).targets[0]!;
@@ -88,7 +105,15 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
 
   it("a nats-server killed and restarted during the wait does not end it: the agent's success is still seen", async () => {
     const marker = join(nodes[0]!.root, "after-restart");
-    const run = startPush(["--plan", writePlan("slow", `sleep 2\necho done > ${marker}\n`), "--servers", "steady-1", "--wait", "--timeout", "60s"]);
+    const run = startPush([
+      "--plan",
+      writePlan("slow", `sleep 2\necho done > ${marker}\n`),
+      "--servers",
+      "steady-1",
+      "--wait",
+      "--timeout",
+      "60s",
+    ]);
     await run.seen((e) => e.event === "status" && e.state === "running", "the agent to start the plan");
     await nats.kill9();
     // Longer than the CLI's nats client keeps reconnecting (3 attempts, 1–2 s apart): its connection closes.
@@ -111,6 +136,12 @@ describe("push --wait: rejections, store restarts, Ctrl-C", { timeout: 120_000 }
     assert.deepEqual([t.host, t.outcome, t.reason], ["silent-1", "wait_interrupted", "wait_interrupted"]);
     assert.ok(result.ms < 20_000, `push took ${result.ms} ms after Ctrl-C`);
     const history = lastJson<{ push_id: number; id: number; outcome: string }[]>(await cli.expect(["history", "silent-1", "--json"]));
-    assert.deepEqual(history.map((h) => [h.push_id, h.id, h.outcome]), [[summary.push_id, t.id, "wait_interrupted"], [summary.push_id, t.id, "pushed"]]);
+    assert.deepEqual(
+      history.map((h) => [h.push_id, h.id, h.outcome]),
+      [
+        [summary.push_id, t.id, "wait_interrupted"],
+        [summary.push_id, t.id, "pushed"],
+      ],
+    );
   });
 });

@@ -58,7 +58,9 @@ describe("plan sources", { timeout: 20_000 }, () => {
     writeFileSync(join(d, "a.sh"), `cat > /root/k <<EOF\n${key}\nEOF\n`);
     assert.throws(() => loadPlanFile(join(d, "a.sh")), refused("invalid_argument", /private key material/));
     const plan = {
-      kind: "fleetplan/plan", v: 1, steps: [],
+      kind: "fleetplan/plan",
+      v: 1,
+      steps: [],
       files: [{ path: "/etc/x", mode: "0600", content: Buffer.from("fleetplan-node-x25519-private QUJD").toString("base64") }],
     };
     writeFileSync(join(d, "b.json"), JSON.stringify(plan));

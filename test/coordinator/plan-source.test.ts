@@ -25,11 +25,13 @@ const write = (name: string, text: string) => {
   return path;
 };
 const hashOf = (loaded: LoadedPlan) => blake2bHex(planBytes(loaded.plan));
-const invalid = (pattern: RegExp) => (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && pattern.test(e.message);
+const invalid = (pattern: RegExp) => (e: unknown) =>
+  e instanceof FleetplanError && e.reason === "invalid_argument" && pattern.test(e.message);
 
 describe("loadPlanFile", () => {
   it("reads .json in any case as a plan document", () => {
-    for (const name of ["a.json", "b.JSON", "c.Json"]) assert.equal(hashOf(loadPlanFile(write(name, JSON.stringify(PLAN)))), PLAN_HASH, name);
+    for (const name of ["a.json", "b.JSON", "c.Json"])
+      assert.equal(hashOf(loadPlanFile(write(name, JSON.stringify(PLAN)))), PLAN_HASH, name);
   });
 
   it("reads .sh in any case as a one-step script", () => {
@@ -40,7 +42,13 @@ describe("loadPlanFile", () => {
   it("refuses any other name, naming the file and the accepted extensions", () => {
     for (const name of ["plan.txt", "plan", "plan.json.bak", "plan.bash"]) {
       const path = write(name, JSON.stringify(PLAN));
-      assert.throws(() => loadPlanFile(path), invalid(new RegExp(`^${path.replace(/\./g, "\\.")}: a plan file must end in \\.json \\(a plan document\\) or \\.sh \\(a script\\)$`)), name);
+      assert.throws(
+        () => loadPlanFile(path),
+        invalid(
+          new RegExp(`^${path.replace(/\./g, "\\.")}: a plan file must end in \\.json \\(a plan document\\) or \\.sh \\(a script\\)$`),
+        ),
+        name,
+      );
     }
   });
 });
@@ -57,6 +65,9 @@ describe("loadPlanDir", () => {
     const loaded = loadPlanDir(plans, ["web-1", "web-2"]);
     assert.equal(hashOf(loaded.get("web-1")!), PLAN_HASH);
     assert.equal(hashOf(loaded.get("web-2")!), blake2bHex(planBytes(planFromScript("echo two\n", "web-2.Sh"))));
-    assert.throws(() => loadPlanDir(plans, ["web-3", "web-4"]), invalid(/web-3: web-3\.(json and web-3\.SH|SH and web-3\.json) in .*\n.*web-4: no web-4\.json or web-4\.sh in/));
+    assert.throws(
+      () => loadPlanDir(plans, ["web-3", "web-4"]),
+      invalid(/web-3: web-3\.(json and web-3\.SH|SH and web-3\.json) in .*\n.*web-4: no web-4\.json or web-4\.sh in/),
+    );
   });
 });

@@ -24,8 +24,14 @@ export const inventory = (n: number): ServerRow[] =>
   Array.from({ length: n }, (_, i) => {
     const key = nodeKeyOf(i);
     return {
-      host: `host-${i}`, nodeKey: formatNodePublic(key.publicKey, key.identity.publicKey), nodeKeyId: keyIdOf(key.publicKey),
-      metricsUrl: null, ssh: null, group: null, bootstrapped: true, addedAt: 0,
+      host: `host-${i}`,
+      nodeKey: formatNodePublic(key.publicKey, key.identity.publicKey),
+      nodeKeyId: keyIdOf(key.publicKey),
+      metricsUrl: null,
+      ssh: null,
+      group: null,
+      bootstrapped: true,
+      addedAt: 0,
     };
   });
 
@@ -43,13 +49,26 @@ export const pushAll = async (db: CoordinatorDb, natsUrl: string, now: Date, opt
   try {
     return await push(
       {
-        targets: db.servers(), plans: new Map(db.servers().map((s) => [s.host, loaded])),
-        dryRun: false, force: opts.force ?? false, wait: false, waitTimeoutMs: 0, expiresInMs: 3_600_000, concurrency: 64, viaSsh: false,
+        targets: db.servers(),
+        plans: new Map(db.servers().map((s) => [s.host, loaded])),
+        dryRun: false,
+        force: opts.force ?? false,
+        wait: false,
+        waitTimeoutMs: 0,
+        expiresInMs: 3_600_000,
+        concurrency: 64,
+        viaSsh: false,
         ...(opts.tuning && { tuning: opts.tuning }),
       },
       {
-        db, store: () => store, storeName: "nats", signers: [admin()], now: () => now, converged: async () => new Set(),
-        emit: opts.emit ?? (() => {}), operator: "test",
+        db,
+        store: () => store,
+        storeName: "nats",
+        signers: [admin()],
+        now: () => now,
+        converged: async () => new Set(),
+        emit: opts.emit ?? (() => {}),
+        operator: "test",
       },
     );
   } finally {

@@ -28,7 +28,10 @@ describe("sshTarget", () => {
 
   for (const spec of ["", "a:b:c", "host:ssh", "root@", "a@b@c:22", "-oProxyCommand=touch x", "-l@host"]) {
     it(`refuses ${JSON.stringify(spec)}`, () => {
-      assert.throws(() => sshTarget(spec), (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && e.message.includes("[user@]host[:port]"));
+      assert.throws(
+        () => sshTarget(spec),
+        (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && e.message.includes("[user@]host[:port]"),
+      );
     });
   }
 });
@@ -40,29 +43,61 @@ describe("interpretApply", () => {
   });
 
   it("counts an envelope the agent already applied as success, naming it a duplicate", () => {
-    assert.deepEqual(interpretApply("h", 0, json({ ok: true, id: 7, reason: "duplicate", message: "id 7 already applied" }), ""),
-      { outcome: "succeeded", reason: "duplicate", message: null });
+    assert.deepEqual(interpretApply("h", 0, json({ ok: true, id: 7, reason: "duplicate", message: "id 7 already applied" }), ""), {
+      outcome: "succeeded",
+      reason: "duplicate",
+      message: null,
+    });
   });
 
   it("passes a verification rejection on with the agent's reason code", () => {
-    const stdout = json({ ok: false, host: "h", id: 7, reason: "untrusted_signer", message: "0 valid signature(s) from distinct trusted keys, 1 required" });
-    assert.deepEqual(interpretApply("h", 3, stdout, LOG), { outcome: "rejected", reason: "untrusted_signer", message: "0 valid signature(s) from distinct trusted keys, 1 required" });
+    const stdout = json({
+      ok: false,
+      host: "h",
+      id: 7,
+      reason: "untrusted_signer",
+      message: "0 valid signature(s) from distinct trusted keys, 1 required",
+    });
+    assert.deepEqual(interpretApply("h", 3, stdout, LOG), {
+      outcome: "rejected",
+      reason: "untrusted_signer",
+      message: "0 valid signature(s) from distinct trusted keys, 1 required",
+    });
   });
 
   it("does not call the agent's own error a rejection of the envelope", () => {
-    const stdout = json({ ok: false, reason: "invalid_config", message: "invalid agent configuration:\n  - config: /etc/fleetplan/agent.json does not exist" });
-    assert.deepEqual(interpretApply("h", 2, stdout, ""), { outcome: "ssh_failed", reason: "invalid_config", message: "invalid agent configuration:\n  - config: /etc/fleetplan/agent.json does not exist" });
+    const stdout = json({
+      ok: false,
+      reason: "invalid_config",
+      message: "invalid agent configuration:\n  - config: /etc/fleetplan/agent.json does not exist",
+    });
+    assert.deepEqual(interpretApply("h", 2, stdout, ""), {
+      outcome: "ssh_failed",
+      reason: "invalid_config",
+      message: "invalid agent configuration:\n  - config: /etc/fleetplan/agent.json does not exist",
+    });
   });
 
   it("reports a failed run with its failing step, and an interrupted one as interrupted", () => {
-    assert.deepEqual(interpretApply("h", 1, json({ ok: false, id: 7, result: "failed", failed_step: "install nginx" }), ""),
-      { outcome: "failed", reason: "failed", message: "step install nginx failed" });
-    assert.deepEqual(interpretApply("h", 1, json({ ok: false, id: 7, result: "interrupted", failed_step: null }), ""),
-      { outcome: "interrupted", reason: "interrupted", message: null });
+    assert.deepEqual(interpretApply("h", 1, json({ ok: false, id: 7, result: "failed", failed_step: "install nginx" }), ""), {
+      outcome: "failed",
+      reason: "failed",
+      message: "step install nginx failed",
+    });
+    assert.deepEqual(interpretApply("h", 1, json({ ok: false, id: 7, result: "interrupted", failed_step: null }), ""), {
+      outcome: "interrupted",
+      reason: "interrupted",
+      message: null,
+    });
   });
 
   it("keeps a failed run failed when a step's complaint about a missing file reaches stderr", () => {
-    const result = interpretApply("h", 1, json({ ok: false, id: 7, result: "failed", failed_step: "copy" }), "cp: cannot stat '/srv/a': No such file or directory\n");
+    const result = interpretApply(
+      "h",
+      1,
+      json({ ok: false, id: 7, result: "failed", failed_step: "copy" }),
+      "cp: cannot stat '/srv/a': No such file or directory\n",
+    );
     assert.deepEqual(result, { outcome: "failed", reason: "failed", message: "step copy failed" });
   });
 
@@ -80,23 +115,55 @@ describe("interpretApply", () => {
   }
 
   it("names ssh's own failure by its last complaint, ignoring JSON lines", () => {
-    const stderr = "@@@@@@@@\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
-    assert.deepEqual(interpretApply("h", 255, "", stderr), { outcome: "ssh_failed", reason: "ssh_failed", message: "ssh to h: Host key verification failed." });
-    assert.deepEqual(interpretApply("h", 255, "", `ssh: connect to host 10.0.0.1 port 22: Connection refused\n${LOG}\n`),
-      { outcome: "ssh_failed", reason: "ssh_failed", message: "ssh to h: ssh: connect to host 10.0.0.1 port 22: Connection refused" });
-    assert.deepEqual(interpretApply("h", 255, "", ""), { outcome: "ssh_failed", reason: "ssh_failed", message: "ssh to h: connection failed" });
+    const stderr =
+      "@@@@@@@@\nHost key for [127.0.0.1]:2222 has changed and you have requested strict checking.\nHost key verification failed.\n";
+    assert.deepEqual(interpretApply("h", 255, "", stderr), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "ssh to h: Host key verification failed.",
+    });
+    assert.deepEqual(interpretApply("h", 255, "", `ssh: connect to host 10.0.0.1 port 22: Connection refused\n${LOG}\n`), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "ssh to h: ssh: connect to host 10.0.0.1 port 22: Connection refused",
+    });
+    assert.deepEqual(interpretApply("h", 255, "", ""), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "ssh to h: connection failed",
+    });
   });
 
   it("fails a delivery without a readable reply, with the exit code and the last complaint", () => {
-    assert.deepEqual(interpretApply("h", 1, "", "Error: Cannot find module '/opt/x.mjs'\nNode.js v20.20.2\n"),
-      { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 1): Node.js v20.20.2" });
-    assert.deepEqual(interpretApply("h", 0, '{"ok":tru\n', ""), { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 0): " });
-    assert.deepEqual(interpretApply("h", 2, "h: provisioning id 7 succeeded\n", ""), { outcome: "ssh_failed", reason: "ssh_failed", message: "h: no result from the agent (exit 2): " });
+    assert.deepEqual(interpretApply("h", 1, "", "Error: Cannot find module '/opt/x.mjs'\nNode.js v20.20.2\n"), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "h: no result from the agent (exit 1): Node.js v20.20.2",
+    });
+    assert.deepEqual(interpretApply("h", 0, '{"ok":tru\n', ""), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "h: no result from the agent (exit 0): ",
+    });
+    assert.deepEqual(interpretApply("h", 2, "h: provisioning id 7 succeeded\n", ""), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "h: no result from the agent (exit 2): ",
+    });
   });
 });
 
 describe("createSshDelivery before connecting", () => {
-  const server = (ssh: string | null): ServerRow => ({ host: "h", nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh, group: null, bootstrapped: false, addedAt: 0 });
+  const server = (ssh: string | null): ServerRow => ({
+    host: "h",
+    nodeKey: "",
+    nodeKeyId: "",
+    metricsUrl: null,
+    ssh,
+    group: null,
+    bootstrapped: false,
+    addedAt: 0,
+  });
   const envelope = new Uint8Array([1, 2, 3]);
 
   it("names a missing ssh client instead of blaming the agent", async () => {
@@ -114,7 +181,9 @@ describe("createSshDelivery before connecting", () => {
   });
 
   it("refuses a server without an ssh address", async () => {
-    await assert.rejects(createSshDelivery({ logger: silentLogger })(server(null), envelope),
-      (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && e.message.includes("server add --ssh"));
+    await assert.rejects(
+      createSshDelivery({ logger: silentLogger })(server(null), envelope),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "invalid_argument" && e.message.includes("server add --ssh"),
+    );
   });
 });

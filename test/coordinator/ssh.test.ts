@@ -52,7 +52,10 @@ const writePlan = (name: string, script: string): string => {
 
 /** `push --json` over SSH with the test's client config: exit code, summary, target by host. */
 const pushSsh = async (hosts: string[], plan: string, agent: string, env: NodeJS.ProcessEnv = {}) => {
-  const result = await cli.run(["push", "--plan", plan, "--servers", hosts.join(","), "--ssh-config", sshd.clientConfig, "--remote-agent", agent, "--json"], { env });
+  const result = await cli.run(
+    ["push", "--plan", plan, "--servers", hosts.join(","), "--ssh-config", sshd.clientConfig, "--remote-agent", agent, "--json"],
+    { env },
+  );
   const summary = lastJson<{ event: string; ok: boolean; targets: Target[] }>(result);
   assert.equal(summary.event, "summary", result.stdout + result.stderr);
   const byHost = new Map(summary.targets.map((t) => [t.host, t]));
@@ -81,7 +84,11 @@ const ledgerOf = (n: Node) => {
 
 before(async () => {
   [world, otherWorld, sshd, reinstalled, nats] = await Promise.all([
-    createWorld("fleetplan-ssh-"), createWorld("fleetplan-ssh-other-"), startSshd(), startSshd(), startNats(),
+    createWorld("fleetplan-ssh-"),
+    createWorld("fleetplan-ssh-other-"),
+    startSshd(),
+    startSshd(),
+    startNats(),
   ]);
   // Nothing listens here: SSH-only pushes must not need the store.
   const closedStore = `nats://127.0.0.1:${await freePort()}`;
@@ -94,10 +101,22 @@ before(async () => {
   appendFileSync(sshd.knownHosts, `[127.0.0.1]:${reinstalled.port} ${sshd.hostKey}\n`);
 
   await cli.expect(["init", "--json"]);
-  await cli.expect(["server", "add", "web-1", "--node-key", node("web-1").nodePubPath, "--ssh", `root@127.0.0.1:${sshd.port}`, "--not-bootstrapped", "--json"]);
+  await cli.expect([
+    "server",
+    "add",
+    "web-1",
+    "--node-key",
+    node("web-1").nodePubPath,
+    "--ssh",
+    `root@127.0.0.1:${sshd.port}`,
+    "--not-bootstrapped",
+    "--json",
+  ]);
   const ports: Record<string, number> = { rekeyed: reinstalled.port, down: await freePort() };
   const sshOf = (host: string) => `root@127.0.0.1:${ports[host] ?? sshd.port}`;
-  const inventory = [...nodes.values()].filter((n) => n.host !== "web-1").map((n) => ({ host: n.host, node_key: n.nodePubPath, ssh: sshOf(n.host), bootstrapped: false }));
+  const inventory = [...nodes.values()]
+    .filter((n) => n.host !== "web-1")
+    .map((n) => ({ host: n.host, node_key: n.nodePubPath, ssh: sshOf(n.host), bootstrapped: false }));
   writeFileSync(join(world.dir, "inventory.json"), JSON.stringify(inventory));
   await cli.expect(["server", "import", join(world.dir, "inventory.json"), "--json"]);
 });
@@ -116,7 +135,10 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
 
     const dry = await cli.run(["push", "--plan", plan, "--servers", web1.host, "--dry-run", "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.deepEqual(lastJson<{ targets: Target[] }>(dry).targets.map((t) => [t.via, t.outcome]), [["ssh", "would_push"]]);
+    assert.deepEqual(
+      lastJson<{ targets: Target[] }>(dry).targets.map((t) => [t.via, t.outcome]),
+      [["ssh", "would_push"]],
+    );
     assert.ok(dry.ms < 10_000, `dry run took ${dry.ms} ms`);
     assert.equal(existsSync(marker), false);
 
@@ -182,10 +204,20 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
 
   it("keeps host-key checking on when the operator's ssh config turns it off: an unknown server gets nothing", async () => {
     const lax = join(dirname(sshd.clientConfig), "ssh_config_lax");
-    const config = readFileSync(sshd.clientConfig, "utf8").replace("StrictHostKeyChecking yes", "StrictHostKeyChecking no")
+    const config = readFileSync(sshd.clientConfig, "utf8")
+      .replace("StrictHostKeyChecking yes", "StrictHostKeyChecking no")
       .replace(/UserKnownHostsFile \S+/, "UserKnownHostsFile /dev/null");
     writeFileSync(lax, config);
-    const row: ServerRow = { host: "h", nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh: `root@127.0.0.1:${sshd.port}`, group: null, bootstrapped: false, addedAt: 0 };
+    const row: ServerRow = {
+      host: "h",
+      nodeKey: "",
+      nodeKeyId: "",
+      metricsUrl: null,
+      ssh: `root@127.0.0.1:${sshd.port}`,
+      group: null,
+      bootstrapped: false,
+      addedAt: 0,
+    };
     const deliver = createSshDelivery({ logger: silentLogger, configFile: lax, timeoutMs: 10_000, remoteAgent: "echo '{\"ok\":true}'" });
     const result = await deliver(row, new Uint8Array([1, 2, 3]));
     assert.deepEqual([result.outcome, result.reason], ["ssh_failed", "ssh_failed"]);
@@ -201,11 +233,29 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
   });
 
   it("gives up on a remote command that outlives the delivery timeout", async () => {
-    const row: ServerRow = { host: "h", nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh: `root@127.0.0.1:${sshd.port}`, group: null, bootstrapped: false, addedAt: 0 };
+    const row: ServerRow = {
+      host: "h",
+      nodeKey: "",
+      nodeKeyId: "",
+      metricsUrl: null,
+      ssh: `root@127.0.0.1:${sshd.port}`,
+      group: null,
+      bootstrapped: false,
+      addedAt: 0,
+    };
     // The loop ends with its ssh session, so nothing outlives the test on the server either.
-    const deliver = createSshDelivery({ logger: silentLogger, configFile: sshd.clientConfig, timeoutMs: 1_500, remoteAgent: "while kill -0 $PPID 2>/dev/null; do sleep 0.1; done" });
+    const deliver = createSshDelivery({
+      logger: silentLogger,
+      configFile: sshd.clientConfig,
+      timeoutMs: 1_500,
+      remoteAgent: "while kill -0 $PPID 2>/dev/null; do sleep 0.1; done",
+    });
     const started = Date.now();
-    assert.deepEqual(await deliver(row, new Uint8Array([1, 2, 3])), { outcome: "ssh_failed", reason: "ssh_failed", message: "ssh to h timed out" });
+    assert.deepEqual(await deliver(row, new Uint8Array([1, 2, 3])), {
+      outcome: "ssh_failed",
+      reason: "ssh_failed",
+      message: "ssh to h timed out",
+    });
     assert.ok(Date.now() - started < 5_000);
   });
 
@@ -227,11 +277,27 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
       // A dry run shows the switch to the store but leaves the inventory alone.
       const dry = await cli.run(["push", "--plan", writePlan("dry1", "true\n"), "--servers", fresh.host, "--dry-run", "--json"], { env });
       assert.equal(dry.code, 0, dry.stdout + dry.stderr);
-      assert.deepEqual(lastJson<{ targets: Target[] }>(dry).targets.map((t) => [t.via, t.outcome]), [["store", "would_push"]]);
+      assert.deepEqual(
+        lastJson<{ targets: Target[] }>(dry).targets.map((t) => [t.via, t.outcome]),
+        [["store", "would_push"]],
+      );
       const listed = JSON.parse((await cli.expect(["server", "list", "--json"])).stdout) as { host: string; bootstrapped: boolean }[];
       assert.equal(listed.find((r) => r.host === fresh.host)!.bootstrapped, false);
 
-      const result = await cli.run(["push", "--plan", writePlan("day1", `echo store > ${join(fresh.root, "day1")}\n`), "--servers", fresh.host, "--wait", "--timeout", "20s", "--json"], { env });
+      const result = await cli.run(
+        [
+          "push",
+          "--plan",
+          writePlan("day1", `echo store > ${join(fresh.root, "day1")}\n`),
+          "--servers",
+          fresh.host,
+          "--wait",
+          "--timeout",
+          "20s",
+          "--json",
+        ],
+        { env },
+      );
       assert.equal(result.code, 0, result.stdout + result.stderr);
       const t = lastJson<{ targets: Target[] }>(result).targets[0]!;
       assert.deepEqual([t.via, t.outcome], ["store", "succeeded"]);
@@ -239,7 +305,10 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
       assert.equal(readFileSync(join(fresh.root, "day1"), "utf8"), "store\n");
       const list = await cli.expect(["server", "list", "--json"]);
       const rows = JSON.parse(list.stdout) as { host: string; bootstrapped: boolean }[];
-      assert.deepEqual(rows.filter((r) => r.bootstrapped).map((r) => r.host), [fresh.host]);
+      assert.deepEqual(
+        rows.filter((r) => r.bootstrapped).map((r) => r.host),
+        [fresh.host],
+      );
     } finally {
       await agent.stop();
     }

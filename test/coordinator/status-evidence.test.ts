@@ -17,7 +17,14 @@ const A = generateNodeKey();
 const B = generateNodeKey();
 const OLD = generateNodeKey();
 const row = (host: string, nodeKey: string): ServerRow => ({
-  host, nodeKey, nodeKeyId: "", metricsUrl: null, ssh: null, group: null, bootstrapped: true, addedAt: 0,
+  host,
+  nodeKey,
+  nodeKeyId: "",
+  metricsUrl: null,
+  ssh: null,
+  group: null,
+  bootstrapped: true,
+  addedAt: 0,
 });
 const INVENTORY = [
   row("host-a", formatNodePublic(A.publicKey, A.identity.publicKey)),
@@ -27,11 +34,26 @@ const INVENTORY = [
 const verify = createStatusVerifier(INVENTORY);
 
 const status = (host: string, over: Partial<AgentStatus> = {}): AgentStatus => ({
-  host, state: "succeeded", id: ID, plan_hash: "a".repeat(64), step_index: null, steps: 2, since: 1_000, boot_time: 7,
-  result: "succeeded", applied_id: ID, applied_hash: "a".repeat(64), applied_boot_time: 7, version: "test", ...over,
+  host,
+  state: "succeeded",
+  id: ID,
+  plan_hash: "a".repeat(64),
+  step_index: null,
+  steps: 2,
+  since: 1_000,
+  boot_time: 7,
+  result: "succeeded",
+  applied_id: ID,
+  applied_hash: "a".repeat(64),
+  applied_boot_time: 7,
+  version: "test",
+  ...over,
 });
 const text = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-const record = (key: string, st: AgentStatus, by: NodeKeyPair): StatusRecord => ({ key, value: signStatusRecord(st, by.identity.privateKey) });
+const record = (key: string, st: AgentStatus, by: NodeKeyPair): StatusRecord => ({
+  key,
+  value: signStatusRecord(st, by.identity.privateKey),
+});
 const reasonOf = (r: StatusRecord) => {
   const checked = verify(r);
   return checked.ok ? "ok" : checked.reason;
@@ -58,7 +80,9 @@ describe("verifyStatusRecord", () => {
   });
 
   it("refuses a record altered after signing: bad_signature", () => {
-    const signed = JSON.parse(new TextDecoder().decode(record("host-b", status("host-b", { applied_id: ID - 1 }), B).value)) as { status: AgentStatus };
+    const signed = JSON.parse(new TextDecoder().decode(record("host-b", status("host-b", { applied_id: ID - 1 }), B).value)) as {
+      status: AgentStatus;
+    };
     signed.status.applied_id = ID;
     assert.equal(reasonOf({ key: "host-b", value: text(signed) }), "bad_signature");
   });
@@ -76,7 +100,10 @@ describe("verifyStatusRecord", () => {
       text({ v: 1, status: { ...status("host-b"), state: "converged" }, sig }),
       text({ v: 1, status: status("host-b"), sig, extra: 1 }),
     ];
-    assert.deepEqual(cases.map((value) => reasonOf({ key: "host-b", value })), cases.map(() => "malformed"));
+    assert.deepEqual(
+      cases.map((value) => reasonOf({ key: "host-b", value })),
+      cases.map(() => "malformed"),
+    );
   });
 
   it("refuses a record under a key the inventory does not have: unknown_host", () => {
@@ -91,7 +118,7 @@ describe("verifyStatusRecord", () => {
 
   it("signs the domain prefix and the canonical JSON of the status", () => {
     const bytes = new TextDecoder().decode(statusSignedBytes(status("host-a")));
-    assert.ok(bytes.startsWith("fleetplan/status/v1\0{\"applied_boot_time\":7,"));
+    assert.ok(bytes.startsWith('fleetplan/status/v1\0{"applied_boot_time":7,'));
   });
 });
 
@@ -111,7 +138,13 @@ const storeWith = (records: StatusRecord[]): PlanStore => ({
 describe("waitForOutcomes believes only evidence", { timeout: 10_000 }, () => {
   const wait = async (records: StatusRecord[]) => {
     const events: PushEvent[] = [];
-    const result = await waitForOutcomes(storeWith(records), new Map([["host-b", { id: ID, putAt: 0 }]]), verify, 300, (e) => void events.push(e));
+    const result = await waitForOutcomes(
+      storeWith(records),
+      new Map([["host-b", { id: ID, putAt: 0 }]]),
+      verify,
+      300,
+      (e) => void events.push(e),
+    );
     return { ...result, events };
   };
 
@@ -129,9 +162,14 @@ describe("waitForOutcomes believes only evidence", { timeout: 10_000 }, () => {
     ]);
     assert.equal(outcomes.size, 0);
     assert.deepEqual(refused, { bad_signature: 1, wrong_host: 1, unsigned: 1 });
-    assert.deepEqual(events.map((e) => e.event === "status_refused" && [e.host, e.claimed_host, e.reason]), [
-      ["host-b", "host-b", "bad_signature"], ["host-a", "host-b", "wrong_host"], ["host-b", "host-b", "unsigned"],
-    ]);
+    assert.deepEqual(
+      events.map((e) => e.event === "status_refused" && [e.host, e.claimed_host, e.reason]),
+      [
+        ["host-b", "host-b", "bad_signature"],
+        ["host-a", "host-b", "wrong_host"],
+        ["host-b", "host-b", "unsigned"],
+      ],
+    );
   });
 
   it("drops a replayed record older (signed since) than one already seen from the host: stale", async () => {

@@ -58,13 +58,28 @@ const consulBackend = async (): Promise<Backend> => {
 };
 
 const status = (host: string, id: number, over: Partial<AgentStatus> = {}): AgentStatus => ({
-  host, state: "succeeded", id, plan_hash: null, step_index: null, steps: 1, since: Date.now(), boot_time: 1,
-  result: "succeeded", applied_id: id, applied_hash: null, applied_boot_time: 1, version: "forged", ...over,
+  host,
+  state: "succeeded",
+  id,
+  plan_hash: null,
+  step_index: null,
+  steps: 1,
+  since: Date.now(),
+  boot_time: 1,
+  result: "succeeded",
+  applied_id: id,
+  applied_hash: null,
+  applied_boot_time: 1,
+  version: "forged",
+  ...over,
 });
 const signedBy = (st: AgentStatus, key: NodeKeyPair) => signStatusRecord(st, key.identity.privateKey);
 const unsigned = (st: AgentStatus) => new TextEncoder().encode(JSON.stringify(st));
 
-for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend]] as const) {
+for (const [name, open] of [
+  ["NATS", natsBackend],
+  ["Consul fake", consulBackend],
+] as const) {
   describe(`forged status records (${name})`, { timeout: 180_000 }, () => {
     let backend: Backend;
     let world: World;
@@ -89,7 +104,9 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
       let stderr = "";
       child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
       child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      const done = new Promise<CliResult>((resolve) => child.once("close", (code) => resolve({ code, stdout, stderr, timedOut: false, ms: 0 })));
+      const done = new Promise<CliResult>((resolve) =>
+        child.once("close", (code) => resolve({ code, stdout, stderr, timedOut: false, ms: 0 })),
+      );
       const putEvent = () => jsonLines(stdout.slice(0, stdout.lastIndexOf("\n") + 1)).find((e) => e.event === "put" && e.host === host);
       await waitFor(() => putEvent() !== undefined || child.exitCode !== null, 30_000, `the put for ${host}`);
       const put = putEvent();
@@ -103,10 +120,16 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
     const assertNotBelieved = async (result: CliResult, host: string, reason: string) => {
       assert.equal(result.code, 1, result.stdout + result.stderr);
       const summary = lastJson<Summary>(result);
-      assert.deepEqual(summary.targets.map((t) => [t.host, t.outcome]), [[host, "timeout"]]);
+      assert.deepEqual(
+        summary.targets.map((t) => [t.host, t.outcome]),
+        [[host, "timeout"]],
+      );
       assert.ok((summary.status_refused[reason] ?? 0) >= 1, result.stdout + result.stderr);
       const refused = jsonLines(result.stdout).filter((e) => e.event === "status_refused");
-      assert.ok(refused.some((e) => e.reason === reason), JSON.stringify(refused));
+      assert.ok(
+        refused.some((e) => e.reason === reason),
+        JSON.stringify(refused),
+      );
       assert.equal(jsonLines(result.stdout).filter((e) => e.event === "status").length, 0, "nothing refused shows as progress");
       const history = JSON.parse((await cli.expect(["history", host, "--json"])).stdout) as { outcome: string }[];
       assert.deepEqual(history.map((h) => h.outcome).sort(), ["pushed", "timeout"]);
@@ -124,7 +147,10 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
       const nodes = await Promise.all(["live-1", "peer-1", "day0-1", ...hosts].map((h) => createNode(world, h, backend.url)));
       [live, peer, day0] = nodes as [Node, Node, Node];
       for (const n of nodes.slice(3)) down.set(n.host, n);
-      await initWithServers(cli, nodes.filter((n) => n !== day0));
+      await initWithServers(
+        cli,
+        nodes.filter((n) => n !== day0),
+      );
       await cli.expect(["server", "add", day0.host, "--node-key", day0.nodePubPath, "--not-bootstrapped", "--ssh", "root@127.0.0.1:1"]);
     });
     after(async () => {
@@ -138,7 +164,10 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
       const result = await cli.run(["push", "--json", "--plan", writePlan("live"), "--servers", live.host, "--wait", "--timeout", "30s"]);
       assert.equal(result.code, 0, result.stdout + result.stderr);
       const summary = lastJson<Summary>(result);
-      assert.deepEqual(summary.targets.map((t) => t.outcome), ["succeeded"]);
+      assert.deepEqual(
+        summary.targets.map((t) => t.outcome),
+        ["succeeded"],
+      );
       assert.deepEqual(summary.status_refused, {});
       assert.ok(jsonLines(result.stdout).some((e) => e.event === "status" && e.host === live.host));
       await agent.idle();
@@ -171,13 +200,19 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
       const before = await statusOf(live.host);
       assert.equal(before.verdict, "converged");
       const failed = status(live.host, before.expected_id!, { state: "failed", result: "failed", applied_id: null, step_index: 0 });
-      for (const [value, reason] of [[signedBy(failed, peer.keys), "bad_signature"], [unsigned(failed), "unsigned"]] as const) {
+      for (const [value, reason] of [
+        [signedBy(failed, peer.keys), "bad_signature"],
+        [unsigned(failed), "unsigned"],
+      ] as const) {
         await backend.writeStatus(live.host, value);
         const row = await statusOf(live.host);
         assert.deepEqual([row.verdict, row.status_refused, row.expected_id], ["converged", reason, before.expected_id]);
       }
       const text = await cli.run(["status", "--servers", live.host]);
-      assert.match(text.stderr, /warning: 1 status record\(s\) refused, not signed by their host's node key \(ignored\): live-1 \(unsigned\)/);
+      assert.match(
+        text.stderr,
+        /warning: 1 status record\(s\) refused, not signed by their host's node key \(ignored\): live-1 \(unsigned\)/,
+      );
       // Control: the same record signed by live-1's own identity is evidence, and does prove the failure.
       await backend.writeStatus(live.host, signedBy(failed, live.keys));
       const proven = await statusOf(live.host);
@@ -188,13 +223,21 @@ for (const [name, open] of [["NATS", natsBackend], ["Consul fake", consulBackend
     it("a record marks a not-bootstrapped host bootstrapped only when signed by its own identity", async () => {
       await backend.writeStatus(day0.host, signedBy(status(day0.host, 1, { state: "idle" }), peer.keys));
       const forged = await cli.run(["push", "--json", "--plan", writePlan("day0"), "--servers", day0.host]);
-      assert.deepEqual(lastJson<Summary>(forged).targets.map((t) => [t.via, t.outcome]), [["ssh", "ssh_failed"]], forged.stdout + forged.stderr);
+      assert.deepEqual(
+        lastJson<Summary>(forged).targets.map((t) => [t.via, t.outcome]),
+        [["ssh", "ssh_failed"]],
+        forged.stdout + forged.stderr,
+      );
       const listed = JSON.parse((await cli.expect(["server", "list", "--json"])).stdout) as { host: string; bootstrapped: boolean }[];
       assert.equal(listed.find((r) => r.host === day0.host)!.bootstrapped, false);
 
       await backend.writeStatus(day0.host, signedBy(status(day0.host, 1, { state: "idle" }), day0.keys));
       const valid = await cli.run(["push", "--json", "--plan", writePlan("day0b"), "--servers", day0.host, "--dry-run"]);
-      assert.deepEqual(lastJson<Summary>(valid).targets.map((t) => [t.via, t.outcome]), [["store", "would_push"]], valid.stdout + valid.stderr);
+      assert.deepEqual(
+        lastJson<Summary>(valid).targets.map((t) => [t.via, t.outcome]),
+        [["store", "would_push"]],
+        valid.stdout + valid.stderr,
+      );
     });
   });
 }

@@ -35,14 +35,31 @@ const keys = new Map<string, NodeKeyPair>(HOSTS.map((h) => [h, generateNodeKey()
 const keyId = (host: string) => keys.get(host)!.keyId;
 
 /** An agent at `id` (converged when it is ID) that names itself `host` with `key`. */
-const body = (host: string, key: string, id = ID) => agentExposition({
-  applied: { id, planHash: id === ID ? HASH : "f".repeat(64), bootTime: BOOT }, acceptedId: id, bootTime: BOOT,
-  lastRun: { success: true, finishedAt: Date.now(), durationMs: 5 }, host, nodeKeyId: key,
-});
+const body = (host: string, key: string, id = ID) =>
+  agentExposition({
+    applied: { id, planHash: id === ID ? HASH : "f".repeat(64), bootTime: BOOT },
+    acceptedId: id,
+    bootTime: BOOT,
+    lastRun: { success: true, finishedAt: Date.now(), durationMs: 5 },
+    host,
+    nodeKeyId: key,
+  });
 
 const status = (over: Partial<AgentStatus>): AgentStatus => ({
-  host: "web-4", state: "rejected", id: ID, plan_hash: HASH, step_index: null, steps: null, since: Date.now(),
-  boot_time: BOOT, result: "wrong_target", applied_id: null, applied_hash: null, applied_boot_time: null, version: "test", ...over,
+  host: "web-4",
+  state: "rejected",
+  id: ID,
+  plan_hash: HASH,
+  step_index: null,
+  steps: null,
+  since: Date.now(),
+  boot_time: BOOT,
+  result: "wrong_target",
+  applied_id: null,
+  applied_hash: null,
+  applied_boot_time: null,
+  version: "test",
+  ...over,
 });
 /** web-4's record as its agent would write it: signed with its own node identity. */
 const signed = (st: AgentStatus): StatusRecord => ({ key: st.host, value: signStatusRecord(st, keys.get(st.host)!.identity.privateKey) });
@@ -63,7 +80,15 @@ describe("fleetStatus", { timeout: 30_000 }, () => {
     db = openCoordinatorDb(join(dir, "fleetplan.db"));
     // web-2's metrics URL was copied from web-1's.
     const url = (host: string) => `${exposer.origin}/${host === "web-2" ? "web-1" : host}/metrics`;
-    db.addServers(HOSTS.map((host) => validateServerInput({ host, node_key: formatNodePublic(keys.get(host)!.publicKey, keys.get(host)!.identity.publicKey), metrics: url(host) })));
+    db.addServers(
+      HOSTS.map((host) =>
+        validateServerInput({
+          host,
+          node_key: formatNodePublic(keys.get(host)!.publicKey, keys.get(host)!.identity.publicKey),
+          metrics: url(host),
+        }),
+      ),
+    );
     for (const host of HOSTS) db.setExpected(host, ID, HASH, Date.now());
   });
   after(async () => {
@@ -73,12 +98,28 @@ describe("fleetStatus", { timeout: 30_000 }, () => {
   });
 
   const rows = async (statuses?: () => Promise<StatusRecord[]>) =>
-    new Map((await fleetStatus(db, db.servers(), { maxAgeMs: 60_000, ...(statuses && { statuses }) })).map((r): [string, StatusRow] => [r.host, r]));
+    new Map(
+      (await fleetStatus(db, db.servers(), { maxAgeMs: 60_000, ...(statuses && { statuses }) })).map((r): [string, StatusRow] => [
+        r.host,
+        r,
+      ]),
+    );
 
   it("takes metrics as a server's only when they name its host and node key", async () => {
     const r = await rows();
-    assert.deepEqual([...r.values()].map((row) => [row.host, row.verdict]), [["web-1", "converged"], ["web-2", "unknown"], ["web-3", "unknown"], ["web-4", "pending"]]);
-    assert.equal(r.get("web-2")!.error, `metrics at ${exposer.origin}/web-1/metrics belong to web-1/${keyId("web-1")}, not web-2/${keyId("web-2")}`);
+    assert.deepEqual(
+      [...r.values()].map((row) => [row.host, row.verdict]),
+      [
+        ["web-1", "converged"],
+        ["web-2", "unknown"],
+        ["web-3", "unknown"],
+        ["web-4", "pending"],
+      ],
+    );
+    assert.equal(
+      r.get("web-2")!.error,
+      `metrics at ${exposer.origin}/web-1/metrics belong to web-1/${keyId("web-1")}, not web-2/${keyId("web-2")}`,
+    );
     assert.equal(r.get("web-2")!.reported_id, null);
     assert.match(r.get("web-3")!.error!, new RegExp(`belong to web-3/[0-9a-f]{16}, not web-3/${keyId("web-3")}$`));
   });
@@ -119,7 +160,10 @@ describe("storeStatuses", { timeout: 30_000 }, () => {
       await kv.put("web-4", record.value);
       await nc.close();
       const read = await storeStatuses(normalizeStoreConfig({ url: nats.url }, []), silentLogger)();
-      assert.deepEqual(read.map((r) => [r.key, Buffer.from(r.value).toString()]), [[record.key, Buffer.from(record.value).toString()]]);
+      assert.deepEqual(
+        read.map((r) => [r.key, Buffer.from(r.value).toString()]),
+        [[record.key, Buffer.from(record.value).toString()]],
+      );
     } finally {
       await nats.stop();
     }
@@ -135,7 +179,10 @@ describe("storeStatuses", { timeout: 30_000 }, () => {
     try {
       const url = `nats://127.0.0.1:${(hangUp.address() as AddressInfo).port}`;
       const started = Date.now();
-      await assert.rejects(storeStatuses(normalizeStoreConfig({ url }, []), silentLogger)(), (e: unknown) => e instanceof FleetplanError && e.reason === "store_unavailable");
+      await assert.rejects(
+        storeStatuses(normalizeStoreConfig({ url }, []), silentLogger)(),
+        (e: unknown) => e instanceof FleetplanError && e.reason === "store_unavailable",
+      );
       assert.ok(Date.now() - started < STORE_READ_MS, `took ${Date.now() - started} ms`);
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(connections, 1);

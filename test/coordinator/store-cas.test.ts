@@ -22,9 +22,16 @@ const TRUST = { keys: new Map([[ADMIN.keyId, ADMIN.publicKey]]), threshold: 1 };
 const HOST = "web-1";
 
 const envelope = (id: number, signer = ADMIN, target = HOST): Uint8Array =>
-  sealEnvelope({ kind: "fleetplan/plan", v: 1, files: [], steps: [{ name: "s", run: `echo ${id}` }] }, {
-    id, target, nodePublicKey: NODE.publicKey, signers: [signer], expires: Date.now() + 3_600_000,
-  });
+  sealEnvelope(
+    { kind: "fleetplan/plan", v: 1, files: [], steps: [{ name: "s", run: `echo ${id}` }] },
+    {
+      id,
+      target,
+      nodePublicKey: NODE.publicKey,
+      signers: [signer],
+      expires: Date.now() + 3_600_000,
+    },
+  );
 const keepFor = (id: number) => (current: Uint8Array) => keepNewer(current, { host: HOST, id }, TRUST);
 const idOf = (bytes: Uint8Array) => parseEnvelope(bytes).header.id;
 
@@ -77,7 +84,10 @@ const casSuite = (name: string, open: () => Promise<{ store: PlanStore; read: ()
       const ids = [7, 2, 12, 5, 9, 1, 11, 4, 8, 3, 10, 6];
       const results = await Promise.allSettled(ids.map((id) => store.put(HOST, envelope(id), keepFor(id))));
       const reasons = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as { reason?: string }).reason] : []));
-      assert.ok(reasons.every((reason) => reason === "superseded"), JSON.stringify(reasons));
+      assert.ok(
+        reasons.every((reason) => reason === "superseded"),
+        JSON.stringify(reasons),
+      );
       assert.equal(results[ids.indexOf(12)]!.status, "fulfilled", "the highest id is never refused");
       assert.equal(idOf((await read())!), 12);
     });
@@ -99,7 +109,10 @@ casSuite("nats", async () => {
   const planBucket = `plans-${++bucket}`;
   const store = await createNatsStore(normalizeStoreConfig({ url: nats.url, planBucket }, []), { logger: silentLogger, attempts: 1 });
   const plans = await openPlanBucket(nats.url, planBucket);
-  closers.push(() => store.close(), () => plans.close());
+  closers.push(
+    () => store.close(),
+    () => plans.close(),
+  );
   return { store, read: async () => (await plans.kv.get(HOST))?.value ?? null };
 });
 

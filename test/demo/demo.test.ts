@@ -10,14 +10,16 @@ const ROOT = join(import.meta.dirname, "..", "..");
 
 /** Command lines of every live process that mentions `needle`. */
 const processesMentioning = (needle: string): string[] =>
-  readdirSync("/proc").filter((p) => /^\d+$/.test(p)).flatMap((pid) => {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-      return cmd.includes(needle) ? [cmd] : [];
-    } catch {
-      return [];
-    }
-  });
+  readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .flatMap((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+        return cmd.includes(needle) ? [cmd] : [];
+      } catch {
+        return [];
+      }
+    });
 
 // The README's first command must keep telling the story it promises: five agents converge,
 // one changed plan is applied while four are skipped, and the attacks are refused.

@@ -43,7 +43,10 @@ describe("fake consul KV", () => {
     await put(fake, "a/two", "y");
     await put(fake, "b/other", "z");
     const r = await get(fake, "a/", "?recurse");
-    assert.deepEqual(r.json.map((e: { Key: string }) => e.Key), ["a/one", "a/two"]);
+    assert.deepEqual(
+      r.json.map((e: { Key: string }) => e.Key),
+      ["a/one", "a/two"],
+    );
     assert.equal(r.index, 43);
   });
 
@@ -81,7 +84,10 @@ describe("fake consul KV", () => {
     await fetch(kvUrl(fake, "a/two"), { method: "DELETE" });
     const r = await waiting;
     assert.ok(r.index > start);
-    assert.deepEqual(r.json.map((e: { Key: string }) => e.Key), ["a/one"]);
+    assert.deepEqual(
+      r.json.map((e: { Key: string }) => e.Key),
+      ["a/one"],
+    );
   });
 
   it("records requests with their blocking index", () => {

@@ -90,7 +90,9 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
   let server: Server | undefined;
   let port = options.port ?? 0;
 
-  const wake = () => [...waiters].forEach((check) => check());
+  const wake = () => {
+    for (const check of [...waiters]) check();
+  };
   const select = (key: string, recurse: boolean): [string, Entry][] =>
     recurse ? [...kv].filter(([k]) => k.startsWith(key)).sort(([a], [b]) => (a < b ? -1 : 1)) : kv.has(key) ? [[key, kv.get(key)!]] : [];
   // As Consul: a key answers its ModifyIndex, a prefix the highest ModifyIndex under it
@@ -130,8 +132,12 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
     res.setHeader("X-Consul-Index", String(indexOf(key, recurse)));
     if (entries.length === 0) return reply(res, 404, "");
     const body = entries.map(([k, e]) => ({
-      Key: k, Value: e.value.length ? e.value.toString("base64") : null,
-      CreateIndex: e.createIndex, ModifyIndex: e.modifyIndex, LockIndex: 0, Flags: e.flags,
+      Key: k,
+      Value: e.value.length ? e.value.toString("base64") : null,
+      CreateIndex: e.createIndex,
+      ModifyIndex: e.modifyIndex,
+      LockIndex: 0,
+      Flags: e.flags,
     }));
     reply(res, 200, JSON.stringify(body), "application/json");
   };
@@ -207,7 +213,7 @@ export const startFakeConsul = async (options: FakeConsulOptions = {}): Promise<
   // A snapshot restore: the same data under indexes counted again from 1.
   const lowerIndexes = () => {
     const ordered = [...kv.values()].sort((a, b) => a.modifyIndex - b.modifyIndex);
-    ordered.forEach((entry, i) => Object.assign(entry, { createIndex: i + 1, modifyIndex: i + 1 }));
+    for (const [i, entry] of ordered.entries()) Object.assign(entry, { createIndex: i + 1, modifyIndex: i + 1 });
     tombstones.clear();
     raftIndex = Math.max(ordered.length, 1);
   };

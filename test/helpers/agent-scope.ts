@@ -61,7 +61,9 @@ export const startKvScope = async () => {
   const kv = await openKv(nats.url);
   const stops: (() => Promise<unknown>)[] = [];
   return {
-    nats, world, kv,
+    nats,
+    world,
+    kv,
     node: (host: string, overrides: AgentConfigInput = {}): Promise<Node> => createNode(world, host, nats.url, overrides),
     /** An in-process agent with its NATS feed; stopping it twice is harmless. */
     agent: async (node: Node): Promise<Agent> => {

@@ -25,7 +25,10 @@ export interface RunOptions {
 export const runCli = (args: string[], opts: RunOptions = {}): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn("node", [opts.bin ?? CLI_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+    const child = spawn("node", [opts.bin ?? CLI_BIN, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...opts.env },
+    });
     let stdout = "";
     let stderr = "";
     let timedOut = false;
@@ -44,7 +47,10 @@ export const runCli = (args: string[], opts: RunOptions = {}): Promise<CliResult
 
 /** Every line of stdout parsed as JSON (push --json prints one object per line). */
 export const jsonLines = (stdout: string): Record<string, unknown>[] =>
-  stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+  stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /** The last JSON line of stdout: push's summary, or a command's single JSON answer. */
 export const lastJson = <T = Record<string, unknown>>(result: CliResult): T => {
@@ -61,13 +67,16 @@ export type Fleetplan = ReturnType<typeof createCli>;
  */
 export const createCli = (world: World, store: string, name = "coordinator") => {
   const env: NodeJS.ProcessEnv = {
-    FLEETPLAN_DB: join(world.dir, name, "fleetplan.db"), FLEETPLAN_STORE: store, FLEETPLAN_ADMIN_KEY: world.adminKeyPath,
+    FLEETPLAN_DB: join(world.dir, name, "fleetplan.db"),
+    FLEETPLAN_STORE: store,
+    FLEETPLAN_ADMIN_KEY: world.adminKeyPath,
   };
   const run = (args: string[], opts: RunOptions = {}) => runCli(args, { ...opts, env: { ...env, ...opts.env } });
   /** Run and require exit code `code` (default 0); the result for further checks. */
   const expect = async (args: string[], code = 0, opts: RunOptions = {}): Promise<CliResult> => {
     const result = await run(args, opts);
-    if (result.code !== code) throw new Error(`fleetplan ${args.join(" ")}: exit ${result.code}, expected ${code}\n${result.stdout}\n${result.stderr}`);
+    if (result.code !== code)
+      throw new Error(`fleetplan ${args.join(" ")}: exit ${result.code}, expected ${code}\n${result.stdout}\n${result.stderr}`);
     return result;
   };
   return { env, dbPath: env.FLEETPLAN_DB!, run, expect };
@@ -77,7 +86,10 @@ export const createCli = (world: World, store: string, name = "coordinator") => 
 export const initWithServers = async (cli: Fleetplan, nodes: Node[]): Promise<void> => {
   await cli.expect(["init", "--json"]);
   const file = join(cli.env.FLEETPLAN_DB!, "..", "inventory.json");
-  writeFileSync(file, JSON.stringify(nodes.map((n) => ({ host: n.host, node_key: n.nodePubPath, metrics: `http://127.0.0.1:${n.metricsPort}/metrics` }))));
+  writeFileSync(
+    file,
+    JSON.stringify(nodes.map((n) => ({ host: n.host, node_key: n.nodePubPath, metrics: `http://127.0.0.1:${n.metricsPort}/metrics` }))),
+  );
   await cli.expect(["server", "import", file, "--json"]);
 };
 

@@ -28,7 +28,13 @@ export const createWorld = async (prefix = "fleetplan-test-") => {
   const admin: AdminKeyPair = loadAdminKey(join(dir, "admin", "admin.key"));
   const trustPath = join(dir, "trust");
   writeFileSync(trustPath, formatTrust([admin.publicKey]), { mode: 0o644 });
-  return { dir, admin, adminKeyPath: join(dir, "admin", "admin.key"), trustPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    admin,
+    adminKeyPath: join(dir, "admin", "admin.key"),
+    trustPath,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 };
 export type World = Awaited<ReturnType<typeof createWorld>>;
 
@@ -55,15 +61,29 @@ export const createNode = async (world: World, host: string, store: string, over
   writeNewKey(join(home, "keys"), "node");
   const metricsPort = await freePort();
   const input: AgentConfigInput = {
-    hostname: host, store, nodeKey: join(home, "keys", "node.key"), trust: world.trustPath,
-    stateDir: join(home, "state"), logDir: join(home, "log"), metricsListen: `127.0.0.1:${metricsPort}`,
-    fileRoots: [root], stopGrace: "2s", ...overrides,
+    hostname: host,
+    store,
+    nodeKey: join(home, "keys", "node.key"),
+    trust: world.trustPath,
+    stateDir: join(home, "state"),
+    logDir: join(home, "log"),
+    metricsListen: `127.0.0.1:${metricsPort}`,
+    fileRoots: [root],
+    stopGrace: "2s",
+    ...overrides,
   };
   const configPath = join(home, "agent.json");
   writeFileSync(configPath, JSON.stringify(input, null, 2));
   return {
-    host, home, root, keys: loadNodeKey(input.nodeKey!), nodeKeyPath: input.nodeKey!, nodePubPath: join(home, "keys", "node.pub"),
-    configPath, config: normalizeAgentConfig([input], {}), metricsPort,
+    host,
+    home,
+    root,
+    keys: loadNodeKey(input.nodeKey!),
+    nodeKeyPath: input.nodeKey!,
+    nodePubPath: join(home, "keys", "node.pub"),
+    configPath,
+    config: normalizeAgentConfig([input], {}),
+    metricsPort,
   };
 };
 
@@ -104,13 +124,18 @@ export interface AgentProcess {
 /** A real `fleetplan-agent run` process; resolves once its metrics endpoint listens. */
 export const startAgentProcess = async (node: Node, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> => {
   await ensureLayout(node);
-  const child = spawn("node", [AGENT_BIN, "run", "--config", node.configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+  const child = spawn("node", [AGENT_BIN, "run", "--config", node.configPath], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let log = "";
   child.stderr!.on("data", (c: Buffer) => (log += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   await Promise.race([
     waitListening(node.metricsPort, 20_000, `agent ${node.host}`),
-    exited.then((code) => { throw new Error(`agent ${node.host} exited ${code}: ${log}`); }),
+    exited.then((code) => {
+      throw new Error(`agent ${node.host} exited ${code}: ${log}`);
+    }),
   ]);
   return {
     child,
@@ -127,10 +152,20 @@ export const startAgentProcess = async (node: Node, env: NodeJS.ProcessEnv = {})
 };
 
 /** Seal a plan (or a script) for a node with the world's admin key. */
-export const sealFor = (world: World, node: Node, id: number, plan: Plan | string, opts: { expires?: number; issued?: number } = {}): Uint8Array =>
+export const sealFor = (
+  world: World,
+  node: Node,
+  id: number,
+  plan: Plan | string,
+  opts: { expires?: number; issued?: number } = {},
+): Uint8Array =>
   sealEnvelope(typeof plan === "string" ? planFromScript(plan) : plan, {
-    id, target: node.host, nodePublicKey: node.keys.publicKey, signers: [world.admin],
-    expires: opts.expires ?? Date.now() + 3_600_000, ...(opts.issued !== undefined && { issued: opts.issued }),
+    id,
+    target: node.host,
+    nodePublicKey: node.keys.publicKey,
+    signers: [world.admin],
+    expires: opts.expires ?? Date.now() + 3_600_000,
+    ...(opts.issued !== undefined && { issued: opts.issued }),
   });
 
 /** GET an agent's /metrics and return the value of one series (first match), or null. */

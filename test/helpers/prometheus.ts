@@ -40,7 +40,10 @@ const configOf = (opts: PrometheusOptions) => {
         job_name: opts.job ?? "fleetplan",
         static_configs: opts.targets.map((t) => {
           const { target, labels = {}, metricsPath } = typeof t === "string" ? { target: t } : t;
-          return { targets: [target], labels: { ...opts.extraLabels, ...labels, ...(metricsPath ? { __metrics_path__: metricsPath } : {}) } };
+          return {
+            targets: [target],
+            labels: { ...opts.extraLabels, ...labels, ...(metricsPath ? { __metrics_path__: metricsPath } : {}) },
+          };
         }),
       },
     ],

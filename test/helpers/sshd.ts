@@ -39,18 +39,41 @@ export const startSshd = async (): Promise<Sshd> => {
   const clientKey = sshKeygen(join(dir, "client_key"));
   writeFileSync(join(dir, "authorized_keys"), `${clientKey}\n`, { mode: 0o600 });
   const serverConfig = join(dir, "sshd_config");
-  writeFileSync(serverConfig, [
-    "ListenAddress 127.0.0.1", `Port ${port}`, `HostKey ${join(dir, "host_key")}`, `PidFile ${join(dir, "sshd.pid")}`,
-    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`, "StrictModes no", "UsePAM no", "PermitRootLogin prohibit-password",
-    "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "LogLevel VERBOSE", "",
-  ].join("\n"));
+  writeFileSync(
+    serverConfig,
+    [
+      "ListenAddress 127.0.0.1",
+      `Port ${port}`,
+      `HostKey ${join(dir, "host_key")}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      "StrictModes no",
+      "UsePAM no",
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PubkeyAuthentication yes",
+      "LogLevel VERBOSE",
+      "",
+    ].join("\n"),
+  );
   const knownHosts = join(dir, "known_hosts");
   writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostKey}\n`);
   const clientConfig = join(dir, "ssh_config");
-  writeFileSync(clientConfig, [
-    "Host *", "  User root", `  IdentityFile ${join(dir, "client_key")}`, "  IdentitiesOnly yes", `  UserKnownHostsFile ${knownHosts}`,
-    "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes", "  BatchMode yes", "",
-  ].join("\n"));
+  writeFileSync(
+    clientConfig,
+    [
+      "Host *",
+      "  User root",
+      `  IdentityFile ${join(dir, "client_key")}`,
+      "  IdentitiesOnly yes",
+      `  UserKnownHostsFile ${knownHosts}`,
+      "  GlobalKnownHostsFile /dev/null",
+      "  StrictHostKeyChecking yes",
+      "  BatchMode yes",
+      "",
+    ].join("\n"),
+  );
   // sshd refuses to start without its privilege-separation directory.
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
 
@@ -65,7 +88,9 @@ export const startSshd = async (): Promise<Sshd> => {
   try {
     await Promise.race([
       waitListening(port, 10_000, `sshd on ${port}`),
-      exited(child).then(() => { throw new Error(`sshd exited ${child.exitCode}: ${log}`); }),
+      exited(child).then(() => {
+        throw new Error(`sshd exited ${child.exitCode}: ${log}`);
+      }),
     ]);
   } catch (error) {
     await stop();

@@ -22,7 +22,8 @@ export const testStoreConfig = (url: string, replicas = 1): StoreConfig => {
  * NATS server that is not listening (tests of agents started against no store).
  */
 export const initStoreLayout = async (
-  store: string | StoreConfig, opts: { ms?: number; skipUnreachable?: boolean } = {},
+  store: string | StoreConfig,
+  opts: { ms?: number; skipUnreachable?: boolean } = {},
 ): Promise<BucketOutcome[]> => {
   const config = typeof store === "string" ? testStoreConfig(store) : store;
   if (config.kind !== "nats") return [];

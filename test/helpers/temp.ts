@@ -5,7 +5,9 @@ import { after } from "node:test";
 /** A temp-dir factory for one test file: every directory it makes is removed after the file. */
 export const tempDirs = (base: string, prefix: string): (() => string) => {
   const dirs: string[] = [];
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
   return () => {
     const dir = mkdtempSync(join(base, prefix));
     dirs.push(dir);

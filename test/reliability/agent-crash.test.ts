@@ -62,29 +62,55 @@ describe("agent kill -9 during a step", { timeout: 90_000 }, () => {
     await waitFor(() => !alive(stepGroup), 5_000, "the orphaned step to die");
 
     agent = await startAgentProcess(node);
-    await waitFor(async () => (await metricValue(node, 'fleetplan_agent_envelopes_total{result="duplicate"}')) === 1, 15_000, "the redelivered envelope to be seen");
+    await waitFor(
+      async () => (await metricValue(node, 'fleetplan_agent_envelopes_total{result="duplicate"}')) === 1,
+      15_000,
+      "the redelivered envelope to be seen",
+    );
     assert.equal(await metricValue(node, 'fleetplan_agent_runs_total{result="interrupted"}'), 1);
-    assert.equal(await metricValue(node, 'fleetplan_agent_envelopes_total{result="accepted"}'), 0, "the same envelope is not accepted again");
+    assert.equal(
+      await metricValue(node, 'fleetplan_agent_envelopes_total{result="accepted"}'),
+      0,
+      "the same envelope is not accepted again",
+    );
     assert.equal(await metricValue(node, "fleetplan_agent_running"), 0);
     assert.deepEqual(markerIds(node), [], "the step never reached its end");
 
     const second = await coordinator.push([node], (n) => markerPlan(n, "quick"));
     const secondId = second.targets[0]!.id!;
     assert.ok(secondId > firstId);
-    await waitFor(async () => (await metricValue(node, "fleetplan_agent_provisioning_id")) === secondId, 20_000, "the next push to converge");
+    await waitFor(
+      async () => (await metricValue(node, "fleetplan_agent_provisioning_id")) === secondId,
+      20_000,
+      "the next push to converge",
+    );
     assert.equal(await agent.stop(), 0);
     agent = null;
 
     const ledger = openLedger(join(node.config.stateDir, "ledger.db"));
     try {
       const runs = allRuns(ledger);
-      assert.deepEqual(runs.map((r) => [r.id, r.state]), [[firstId, "interrupted"], [secondId, "succeeded"]]);
+      assert.deepEqual(
+        runs.map((r) => [r.id, r.state]),
+        [
+          [firstId, "interrupted"],
+          [secondId, "succeeded"],
+        ],
+      );
       assert.equal(runs[0]!.error, "cut short by a restart");
       assert.deepEqual(ledger.counts(), { accepted: 2, duplicate: 1 });
     } finally {
       ledger.close();
     }
     assert.deepEqual(markerIds(node), [secondId]);
-    t.diagnostic(JSON.stringify({ fault: "agent_kill9_mid_step", step_group_outlived_agent: orphaned, first: firstId, interrupted: true, next: secondId }));
+    t.diagnostic(
+      JSON.stringify({
+        fault: "agent_kill9_mid_step",
+        step_group_outlived_agent: orphaned,
+        first: firstId,
+        interrupted: true,
+        next: secondId,
+      }),
+    );
   });
 });

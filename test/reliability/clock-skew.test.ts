@@ -49,7 +49,13 @@ describe("clock skew", { timeout: 30_000 }, () => {
     assert.deepEqual([result.accepted, !result.accepted && result.reason], [false, "expired"]);
     assert.equal(await counted(node, "expired"), 1);
     assert.equal(agent.ledger.highWaterMark().id, 0);
-    assert.deepEqual(agent.ledger.envelopes(10).map((e) => [e.id, e.result]), [[11, "expired"], [10, "from_future"]]);
+    assert.deepEqual(
+      agent.ledger.envelopes(10).map((e) => [e.id, e.result]),
+      [
+        [11, "expired"],
+        [10, "from_future"],
+      ],
+    );
   });
 
   it("issued 4 min ahead (within the allowance): accepted and run", async () => {

@@ -27,8 +27,11 @@ const NAMES = ["fp-1", "fp-2", "fp-3"];
 const startCluster = async (): Promise<{ servers: Map<string, NatsServer>; url: string }> => {
   const routePorts = await Promise.all(NAMES.map(() => freePort()));
   const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
-  const settled = await Promise.allSettled(NAMES.map((name, i) =>
-    startNats({ name, extraArgs: ["--cluster_name", "fp", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes] })));
+  const settled = await Promise.allSettled(
+    NAMES.map((name, i) =>
+      startNats({ name, extraArgs: ["--cluster_name", "fp", "--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes] }),
+    ),
+  );
   const started = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   if (started.length < NAMES.length) {
     await Promise.all(started.map((s) => s.stop()));
@@ -64,17 +67,29 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
     const config = storeConfig(cluster.url, 3);
     // The buckets (R3) can be created once the cluster has elected its JetStream meta leader;
     // before that the store falls back to opening them, which succeeds without a stream.
-    await waitFor(async () => {
-      const store = await createNatsStore(config, { logger: silentLogger, attempts: 1 }).catch(() => null);
-      await store?.close();
-      return store !== null && (await planLeader(cluster!.url).catch(() => null)) !== null;
-    }, 30_000, "the cluster to create the R3 buckets");
-    nodes = await Promise.all(Array.from({ length: AGENTS }, (_, i) =>
-      createNode(world, `cluster-${i}`, cluster!.url, { metricsListen: "off", storeOptions: { replicas: 3 } })));
+    await waitFor(
+      async () => {
+        const store = await createNatsStore(config, { logger: silentLogger, attempts: 1 }).catch(() => null);
+        await store?.close();
+        return store !== null && (await planLeader(cluster!.url).catch(() => null)) !== null;
+      },
+      30_000,
+      "the cluster to create the R3 buckets",
+    );
+    nodes = await Promise.all(
+      Array.from({ length: AGENTS }, (_, i) =>
+        createNode(world, `cluster-${i}`, cluster!.url, { metricsListen: "off", storeOptions: { replicas: 3 } }),
+      ),
+    );
     // Feeds log to a counter: how many notices were lost with the killed node (caught by the safety-net read, see nats-feed.ts).
     const logger = createLogger({ level: "warn", write: (line) => void (line.includes('"store_notice_missed"') && missed++) });
     agents = await Promise.all(nodes.map((n) => startInProcess(n, { feed: createFeed(n.config.store, logger) })));
-    coordinator = createCoordinator(world, nodes, config, createLogger({ write: (line) => void (line.includes('"store_retry"') && retries++) }));
+    coordinator = createCoordinator(
+      world,
+      nodes,
+      config,
+      createLogger({ write: (line) => void (line.includes('"store_retry"') && retries++) }),
+    );
   });
 
   after(async () => {
@@ -86,12 +101,26 @@ describe("3-node NATS cluster, KV replicas 3: the bucket's leader killed during 
 
   it("every agent converges, each plan ran exactly once", async (t) => {
     const leader = await planLeader(cluster!.url);
-    const r = await pushThroughFault(coordinator, nodes, agents, { afterPuts: KILL_AFTER_PUTS, timeoutMs: 45_000, fault: () => cluster!.servers.get(leader)!.kill9() });
+    const r = await pushThroughFault(coordinator, nodes, agents, {
+      afterPuts: KILL_AFTER_PUTS,
+      timeoutMs: 45_000,
+      fault: () => cluster!.servers.get(leader)!.kill9(),
+    });
     const survivor = await planLeader(cluster!.servers.get(NAMES.find((n) => n !== leader)!)!.url);
     assert.notEqual(survivor, leader);
-    t.diagnostic(JSON.stringify({
-      fault: "cluster_leader_kill9", agents: AGENTS, killed: leader, new_leader: survivor, put_retries: retries, first_push: r.first.counts,
-      repushed: r.repushed, notices_missed: missed, converged_ms: r.convergedMs, converged_after_kill_ms: r.convergedAt - r.faultDoneAt,
-    }));
+    t.diagnostic(
+      JSON.stringify({
+        fault: "cluster_leader_kill9",
+        agents: AGENTS,
+        killed: leader,
+        new_leader: survivor,
+        put_retries: retries,
+        first_push: r.first.counts,
+        repushed: r.repushed,
+        notices_missed: missed,
+        converged_ms: r.convergedMs,
+        converged_after_kill_ms: r.convergedAt - r.faultDoneAt,
+      }),
+    );
   });
 });

@@ -43,7 +43,10 @@ describe("ledger locked by another process", { timeout: 60_000 }, () => {
   it("waits for the lock (busy timeout) and still runs the envelope", async (t) => {
     const logs: string[] = [];
     agent = await startInProcess(node, { logger: createLogger({ write: (line) => void logs.push(line) }) });
-    const child = spawn("node", ["-e", LOCKER, join(node.config.stateDir, "ledger.db"), String(HOLD_MS)], { cwd: REPO, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn("node", ["-e", LOCKER, join(node.config.stateDir, "ledger.db"), String(HOLD_MS)], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     const kv = await openRawBucket(nats.url);
     try {
@@ -60,7 +63,10 @@ describe("ledger locked by another process", { timeout: 60_000 }, () => {
       assert.ok(waitedMs >= HOLD_MS - 500, `accepted ${waitedMs} ms after the lock was taken: it waited`);
       await agent.idle();
       assert.deepEqual(markerIds(node), [7]);
-      assert.deepEqual(executedRuns(agent.ledger).map((r) => [r.id, r.state]), [[7, "succeeded"]]);
+      assert.deepEqual(
+        executedRuns(agent.ledger).map((r) => [r.id, r.state]),
+        [[7, "succeeded"]],
+      );
       assert.ok(!logs.some((l) => l.includes('"ledger_write_failed"')), "no write failed");
       t.diagnostic(JSON.stringify({ fault: "ledger_locked", hold_ms: HOLD_MS, accepted_after_ms: waitedMs, ran: true }));
     } finally {

@@ -35,7 +35,11 @@ after(() => {
 });
 
 describe("load: the newest-wins check", { timeout: 5_000 }, () => {
-  const runs = [{ id: 1, state: "succeeded" }, { id: 2, state: "superseded" }, { id: 4, state: "succeeded" }];
+  const runs = [
+    { id: 1, state: "succeeded" },
+    { id: 2, state: "superseded" },
+    { id: 4, state: "succeeded" },
+  ];
   const ok = { host: "h", runs, executed: [1, 4] };
   it("accepts skipped and superseded ids when the ids run only go up and the last one is applied", () => {
     assert.deepEqual(checkAgent(ok, 4), []);

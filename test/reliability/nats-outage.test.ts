@@ -27,7 +27,9 @@ describe("nats-server kill -9 during a push to 20 agents", { timeout: 120_000 },
   before(async () => {
     nats = await startNats();
     world = await createWorld("fleetplan-outage-");
-    nodes = await Promise.all(Array.from({ length: AGENTS }, (_, i) => createNode(world, `outage-${i}`, nats.url, { metricsListen: "off" })));
+    nodes = await Promise.all(
+      Array.from({ length: AGENTS }, (_, i) => createNode(world, `outage-${i}`, nats.url, { metricsListen: "off" })),
+    );
     agents = await Promise.all(nodes.map((n) => startInProcess(n)));
   });
 
@@ -51,9 +53,17 @@ describe("nats-server kill -9 during a push to 20 agents", { timeout: 120_000 },
         await nats.restart();
       },
     });
-    t.diagnostic(JSON.stringify({
-      fault: "nats_kill9", agents: AGENTS, down_ms: DOWN_MS, put_retries: retries, first_push: r.first.counts, repushed: r.repushed,
-      converged_ms: r.convergedMs, converged_after_restart_ms: r.convergedAt - r.faultDoneAt,
-    }));
+    t.diagnostic(
+      JSON.stringify({
+        fault: "nats_kill9",
+        agents: AGENTS,
+        down_ms: DOWN_MS,
+        put_retries: retries,
+        first_push: r.first.counts,
+        repushed: r.repushed,
+        converged_ms: r.convergedMs,
+        converged_after_restart_ms: r.convergedAt - r.faultDoneAt,
+      }),
+    );
   });
 });

@@ -34,7 +34,12 @@ describe("the agent refuses insecure files", { timeout: 60_000 }, () => {
     chmodSync(node.nodeKeyPath, 0o644);
     const { code, stderr } = await startAgent(node);
     assert.equal(code, 2, stderr);
-    assert.match(stderr, new RegExp(`node key ${node.nodeKeyPath} is accessible by group or others \\(mode 0644\\); run: chmod 600 ${node.nodeKeyPath} \\(insecure_key_file\\)`));
+    assert.match(
+      stderr,
+      new RegExp(
+        `node key ${node.nodeKeyPath} is accessible by group or others \\(mode 0644\\); run: chmod 600 ${node.nodeKeyPath} \\(insecure_key_file\\)`,
+      ),
+    );
   });
 
   it("trust file writable by others (0666): exit 2, names the file and `chmod go-w`", async () => {
@@ -44,7 +49,10 @@ describe("the agent refuses insecure files", { timeout: 60_000 }, () => {
     const node = await createNode(world, "perm-trust", STORE, { trust });
     const { code, stderr } = await startAgent(node);
     assert.equal(code, 2, stderr);
-    assert.match(stderr, new RegExp(`trust file ${trust} is writable by group or others \\(mode 0666\\); run: chmod go-w ${trust} \\(insecure_key_file\\)`));
+    assert.match(
+      stderr,
+      new RegExp(`trust file ${trust} is writable by group or others \\(mode 0666\\); run: chmod go-w ${trust} \\(insecure_key_file\\)`),
+    );
   });
 
   it("state dir writable by others (0777): exit 2, names the dir and `chmod 700`; fixed, the agent starts", async () => {
@@ -54,7 +62,10 @@ describe("the agent refuses insecure files", { timeout: 60_000 }, () => {
     const { code, stderr } = await startAgent(node);
     assert.equal(code, 2, stderr);
     const dir = node.config.stateDir;
-    assert.match(stderr, new RegExp(`state dir ${dir} is writable by group or others \\(mode 0777\\); run: chmod 700 ${dir} \\(insecure_key_file\\)`));
+    assert.match(
+      stderr,
+      new RegExp(`state dir ${dir} is writable by group or others \\(mode 0777\\); run: chmod 700 ${dir} \\(insecure_key_file\\)`),
+    );
 
     chmodSync(dir, 0o700);
     const agent = await startAgentProcess(node);

@@ -22,7 +22,10 @@ export interface FaultyPush {
 
 /** Push to every node (2 puts at a time), run `fault` once `afterPuts` puts succeeded, converge, verify. */
 export const pushThroughFault = async (
-  coordinator: Coordinator, nodes: Node[], agents: Agent[], opts: { afterPuts: number; fault: () => Promise<void>; timeoutMs: number },
+  coordinator: Coordinator,
+  nodes: Node[],
+  agents: Agent[],
+  opts: { afterPuts: number; fault: () => Promise<void>; timeoutMs: number },
 ): Promise<FaultyPush> => {
   let puts = 0;
   let fault: Promise<void> | null = null;
@@ -43,11 +46,19 @@ export const pushThroughFault = async (
     assert.ok(again.ok, JSON.stringify(again.counts));
     for (const r of again.targets) expected.set(r.host, r.id!);
   }
-  await waitFor(() => agents.every((a) => a.ledger.lastSuccess()?.id === expected.get(a.hostname)), opts.timeoutMs, "every agent to converge");
+  await waitFor(
+    () => agents.every((a) => a.ledger.lastSuccess()?.id === expected.get(a.hostname)),
+    opts.timeoutMs,
+    "every agent to converge",
+  );
   const convergedAt = Date.now();
   await Promise.all(agents.map((a) => a.idle()));
   for (const [i, node] of nodes.entries()) {
-    assert.deepEqual(executedRuns(agents[i]!.ledger).map((r) => [r.id, r.state]), [[expected.get(node.host), "succeeded"]], node.host);
+    assert.deepEqual(
+      executedRuns(agents[i]!.ledger).map((r) => [r.id, r.state]),
+      [[expected.get(node.host), "succeeded"]],
+      node.host,
+    );
     assert.deepEqual(markerIds(node), [expected.get(node.host)], `${node.host}: one marker line per run`);
   }
   return { first, repushed: failed.length, convergedMs: convergedAt - started, faultDoneAt, convergedAt };

@@ -28,7 +28,12 @@ describe("replay of every published envelope", { timeout: 90_000 }, () => {
   const rejected = async (node: Node) =>
     ((await metricValue(node, 'fleetplan_agent_envelopes_total{result="stale"}')) ?? 0) +
     ((await metricValue(node, 'fleetplan_agent_envelopes_total{result="duplicate"}')) ?? 0);
-  const snapshot = () => nodes.map((n, i) => ({ markers: markerIds(n), runs: JSON.stringify(allRuns(agents[i]!.ledger)), hwm: agents[i]!.ledger.highWaterMark() }));
+  const snapshot = () =>
+    nodes.map((n, i) => ({
+      markers: markerIds(n),
+      runs: JSON.stringify(allRuns(agents[i]!.ledger)),
+      hwm: agents[i]!.ledger.highWaterMark(),
+    }));
   const replayAll = async () => {
     for (const r of recorded) await kv.put(r.host, r.bytes);
   };
@@ -41,14 +46,20 @@ describe("replay of every published envelope", { timeout: 90_000 }, () => {
     agents = await Promise.all(nodes.map((n) => startInProcess(n)));
     kv = await openRawBucket(nats.url);
     // A wiretap on the bucket's subjects sees every put, whoever makes it, as an attacker would.
-    const tap = kv.nc.subscribe(`$KV.${STORE_DEFAULTS.planBucket}.>`, { callback: (_e, m) => void recorded.push({ host: m.subject.split(".").pop()!, bytes: Uint8Array.from(m.data) }) });
+    const tap = kv.nc.subscribe(`$KV.${STORE_DEFAULTS.planBucket}.>`, {
+      callback: (_e, m) => void recorded.push({ host: m.subject.split(".").pop()!, bytes: Uint8Array.from(m.data) }),
+    });
     await kv.nc.flush();
     coordinator = createCoordinator(world, nodes, storeConfig(nats.url));
     for (let p = 1; p <= PUSHES; p++) {
       const summary = await coordinator.push(nodes, (n) => markerPlan(n, `push ${p}`));
       assert.ok(summary.ok, JSON.stringify(summary.counts));
       for (const t of summary.targets) pushed.set(t.host, [...(pushed.get(t.host) ?? []), t.id!]);
-      await waitFor(() => agents.every((a, i) => a.ledger.lastSuccess()?.id === pushed.get(nodes[i]!.host)!.at(-1)), 20_000, `push ${p} to converge`);
+      await waitFor(
+        () => agents.every((a, i) => a.ledger.lastSuccess()?.id === pushed.get(nodes[i]!.host)!.at(-1)),
+        20_000,
+        `push ${p} to converge`,
+      );
     }
     await kv.nc.flush();
     tap.unsubscribe();
@@ -65,7 +76,10 @@ describe("replay of every published envelope", { timeout: 90_000 }, () => {
   it("converged once per push before the replay", () => {
     for (const [i, node] of nodes.entries()) {
       assert.deepEqual(markerIds(node), pushed.get(node.host));
-      assert.deepEqual(allRuns(agents[i]!.ledger).map((r) => [r.id, r.state]), pushed.get(node.host)!.map((id) => [id, "succeeded"]));
+      assert.deepEqual(
+        allRuns(agents[i]!.ledger).map((r) => [r.id, r.state]),
+        pushed.get(node.host)!.map((id) => [id, "succeeded"]),
+      );
     }
     assert.equal(recorded.length, HOSTS.length * PUSHES, "the tap saw every put");
   });
@@ -74,10 +88,18 @@ describe("replay of every published envelope", { timeout: 90_000 }, () => {
     const before = snapshot();
     const counted = await Promise.all(nodes.map(rejected));
     await replayAll();
-    await waitFor(async () => (await Promise.all(nodes.map(rejected))).every((c, i) => c === counted[i]! + perHost(nodes[i]!.host)), 15_000, "every replay to be counted");
+    await waitFor(
+      async () => (await Promise.all(nodes.map(rejected))).every((c, i) => c === counted[i]! + perHost(nodes[i]!.host)),
+      15_000,
+      "every replay to be counted",
+    );
     await Promise.all(agents.map((a) => a.idle()));
     for (const [i, node] of nodes.entries()) {
-      assert.equal(await metricValue(node, 'fleetplan_agent_envelopes_total{result="duplicate"}'), 1, "only the current envelope is a duplicate");
+      assert.equal(
+        await metricValue(node, 'fleetplan_agent_envelopes_total{result="duplicate"}'),
+        1,
+        "only the current envelope is a duplicate",
+      );
       assert.equal(await metricValue(node, 'fleetplan_agent_envelopes_total{result="accepted"}'), PUSHES);
       assert.equal(await metricValue(node, 'fleetplan_agent_runs_total{result="succeeded"}'), PUSHES);
       assert.equal(agents[i]!.ledger.counts().stale, PUSHES - 1);

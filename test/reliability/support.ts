@@ -57,10 +57,18 @@ export interface Coordinator {
 /** A coordinator with its own database in the world dir and every node in its inventory. */
 export const createCoordinator = (world: World, nodes: Node[], config: StoreConfig, logger: Logger = silentLogger): Coordinator => {
   const db = openCoordinatorDb(join(world.dir, "coordinator.db"));
-  db.addServers(nodes.map((n) => ({
-    host: n.host, nodeKey: readFileSync(n.nodePubPath, "utf8").trim(), nodeKeyId: n.keys.keyId,
-    metricsUrl: `http://127.0.0.1:${n.metricsPort}/metrics`, ssh: null, group: null, bootstrapped: true, addedAt: Date.now(),
-  })));
+  db.addServers(
+    nodes.map((n) => ({
+      host: n.host,
+      nodeKey: readFileSync(n.nodePubPath, "utf8").trim(),
+      nodeKeyId: n.keys.keyId,
+      metricsUrl: `http://127.0.0.1:${n.metricsPort}/metrics`,
+      ssh: null,
+      group: null,
+      bootstrapped: true,
+      addedAt: Date.now(),
+    })),
+  );
   return {
     db,
     push: async (nodes, planFor, opts = {}) => {
@@ -68,12 +76,25 @@ export const createCoordinator = (world: World, nodes: Node[], config: StoreConf
       try {
         return await push(
           {
-            targets: db.servers({ hosts: nodes.map((n) => n.host) }), plans: new Map(nodes.map((n) => [n.host, loadedPlan(planFor(n))])),
-            dryRun: false, force: true, wait: false, waitTimeoutMs: 0, expiresInMs: 3_600_000, concurrency: opts.concurrency ?? 4, viaSsh: false,
+            targets: db.servers({ hosts: nodes.map((n) => n.host) }),
+            plans: new Map(nodes.map((n) => [n.host, loadedPlan(planFor(n))])),
+            dryRun: false,
+            force: true,
+            wait: false,
+            waitTimeoutMs: 0,
+            expiresInMs: 3_600_000,
+            concurrency: opts.concurrency ?? 4,
+            viaSsh: false,
           },
           {
-            db, signers: [world.admin], storeName: "nats", now: () => new Date(), operator: "test", converged: async () => new Set(),
-            store: () => (opened.store ??= createNatsStore(config, { logger })), emit: opts.emit ?? (() => {}),
+            db,
+            signers: [world.admin],
+            storeName: "nats",
+            now: () => new Date(),
+            operator: "test",
+            converged: async () => new Set(),
+            store: () => (opened.store ??= createNatsStore(config, { logger })),
+            emit: opts.emit ?? (() => {}),
           },
         );
       } finally {

@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  blockingTimeoutMs, consulAgentOptions, kvGetRequest, kvPutRequest, nextIndex, parseIndex, parseKvRead, parseKvWrite, replyError, resolveTuning,
+  blockingTimeoutMs,
+  consulAgentOptions,
+  kvGetRequest,
+  kvPutRequest,
+  nextIndex,
+  parseIndex,
+  parseKvRead,
+  parseKvWrite,
+  replyError,
+  resolveTuning,
 } from "../../shared/consul-kv.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { normalizeStoreConfig } from "../../shared/store-config.ts";
@@ -56,14 +65,19 @@ describe("requests", () => {
     assert.deepEqual(r.body, new Uint8Array([1, 2]));
   });
   it("refuses a value over the limit before building the request", () => {
-    throwsCode(() => kvPutRequest(config("consul://h:1"), "k", new Uint8Array(524_289), "plan envelope for a", 524_288),
-      "value_too_large", /plan envelope for a is 524289 bytes, Consul's KV value limit is 524288 bytes \(raise limits\.kv_max_value_size/);
+    throwsCode(
+      () => kvPutRequest(config("consul://h:1"), "k", new Uint8Array(524_289), "plan envelope for a", 524_288),
+      "value_too_large",
+      /plan envelope for a is 524289 bytes, Consul's KV value limit is 524288 bytes \(raise limits\.kv_max_value_size/,
+    );
   });
 });
 
 describe("replies", () => {
   it("decodes base64 values and indexes", () => {
-    const body = JSON.stringify([{ Key: "k", Value: Buffer.from("hi").toString("base64"), ModifyIndex: 9, CreateIndex: 4, Flags: 0, LockIndex: 0 }]);
+    const body = JSON.stringify([
+      { Key: "k", Value: Buffer.from("hi").toString("base64"), ModifyIndex: 9, CreateIndex: 4, Flags: 0, LockIndex: 0 },
+    ]);
     const read = parseKvRead(reply(200, body, "9"), "k");
     assert.equal(read.index, 9);
     assert.equal(Buffer.from(read.entries[0]!.value).toString(), "hi");
@@ -81,7 +95,11 @@ describe("replies", () => {
     throwsCode(() => parseKvRead(reply(200, '[{"Key":"k","Value":"**","ModifyIndex":1,"CreateIndex":1}]', "1"), "k"), "store_unavailable");
   });
   it("names an ACL denial plainly", () => {
-    throwsCode(() => parseKvRead(reply(403, "Permission denied", "1"), "k"), "store_rejected", /^consul: permission denied \(check the ACL token\)$/);
+    throwsCode(
+      () => parseKvRead(reply(403, "Permission denied", "1"), "k"),
+      "store_rejected",
+      /^consul: permission denied \(check the ACL token\)$/,
+    );
   });
   it("maps 413 to value_too_large, 5xx and 429 to store_unavailable, other 4xx to store_rejected", () => {
     assert.equal(replyError(reply(413, "too big"), "k", false)?.reason, "value_too_large");
@@ -109,6 +127,10 @@ describe("tuning and TLS options", () => {
       return Buffer.from(path);
     };
     assert.deepEqual(consulAgentOptions({ ca: "/ca.pem" }, read), { keepAlive: true, ca: Buffer.from("/ca.pem") });
-    throwsCode(() => consulAgentOptions({ ca: "/ca.pem", key: "/missing.pem" }, read), "invalid_config", /tls key: cannot read \/missing\.pem: ENOENT/);
+    throwsCode(
+      () => consulAgentOptions({ ca: "/ca.pem", key: "/missing.pem" }, read),
+      "invalid_config",
+      /tls key: cannot read \/missing\.pem: ENOENT/,
+    );
   });
 });

@@ -31,7 +31,11 @@ const startServer = async (total: number) => {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const problems: string[] = [];
-  const config = normalizeStoreConfig({ url: `consul://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 5_000 }, problems, {});
+  const config = normalizeStoreConfig(
+    { url: `consul://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 5_000 },
+    problems,
+    {},
+  );
   assert.deepEqual(problems, []);
   return { state, config, stop: () => new Promise<void>((resolve) => server.close(() => resolve())).then(() => undefined) };
 };
@@ -49,7 +53,8 @@ describe("consul transport", () => {
     const request = kvGetRequest(server.config, "fleetplan/plans/web-1");
     await assert.rejects(transport.send(request, new AbortController().signal), {
       reason: "value_too_large",
-      message: "consul: the reply for fleetplan/plans/web-1 exceeds 262144 bytes and was cut off (a value over maxValueBytes, or not Consul answering)",
+      message:
+        "consul: the reply for fleetplan/plans/web-1 exceeds 262144 bytes and was cut off (a value over maxValueBytes, or not Consul answering)",
     });
     await waitFor(() => server.state.closedEarly, 5_000, "the server to see the connection dropped");
     assert.ok(server.state.sent < 64 * 1024 * 1024, `the server got to send ${server.state.sent} bytes`);

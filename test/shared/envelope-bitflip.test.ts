@@ -28,7 +28,10 @@ describe("single-byte flips", () => {
         seen.set(reason, (seen.get(reason) ?? 0) + 1);
       }
       // Sanity: the flips really cover framing, header, ciphertext and signature block.
-      assert.ok(seen.has(RejectReason.Malformed) && seen.has(RejectReason.BadSignature) && seen.has(RejectReason.UntrustedSigner), JSON.stringify([...seen]));
+      assert.ok(
+        seen.has(RejectReason.Malformed) && seen.has(RejectReason.BadSignature) && seen.has(RejectReason.UntrustedSigner),
+        JSON.stringify([...seen]),
+      );
     });
   }
 });

@@ -33,7 +33,10 @@ describe("decompress_failed", () => {
 
   it("refuses a truncated zstd frame", () => {
     const frame = compressPlan(plain);
-    assertRejects(forgeEnvelope(headerFor(plain, honestFields), sealTo(frame.subarray(0, frame.length - 3), NODE.publicKey), [ADMIN]), "decompress_failed");
+    assertRejects(
+      forgeEnvelope(headerFor(plain, honestFields), sealTo(frame.subarray(0, frame.length - 3), NODE.publicKey), [ADMIN]),
+      "decompress_failed",
+    );
   });
 
   it("refuses trailing bytes after the zstd frame", () => {
@@ -77,7 +80,10 @@ describe("invalid_plan", () => {
   });
 
   it("refuses a file path escaping with ..", () => {
-    assertRejects(sealBytes(withPlan((p) => ({ ...p, files: [{ ...p.files[0]!, path: "/etc/../root/.ssh/authorized_keys" }] }))), "invalid_plan");
+    assertRejects(
+      sealBytes(withPlan((p) => ({ ...p, files: [{ ...p.files[0]!, path: "/etc/../root/.ssh/authorized_keys" }] }))),
+      "invalid_plan",
+    );
   });
 
   it("refuses a plan.id different from the header id (replaying an old plan body)", () => {

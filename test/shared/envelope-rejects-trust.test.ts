@@ -52,7 +52,10 @@ describe("untrusted_signer", () => {
   });
 
   it("refuses an envelope with no signatures at all", () => {
-    assertRejects(resign(valid, (h) => h, []), "untrusted_signer");
+    assertRejects(
+      resign(valid, (h) => h, []),
+      "untrusted_signer",
+    );
   });
 });
 
@@ -108,7 +111,8 @@ describe("validity window", () => {
   });
 
   it("accepts an id up to its issue time plus the allowed skew, and any small id", () => {
-    for (const id of [timestampId(new Date(NOW + 5 * 60_000)), HWM_ID + 7]) assert.equal(open(seal(samplePlan(), { id, issued: NOW })).header.id, id);
+    for (const id of [timestampId(new Date(NOW + 5 * 60_000)), HWM_ID + 7])
+      assert.equal(open(seal(samplePlan(), { id, issued: NOW })).header.id, id);
   });
 
   it("accepts an envelope issued within the allowed clock skew", () => {

@@ -13,7 +13,12 @@ const contentOfPlanSize = (size: number): string => {
 };
 
 describe("envelope round trip", () => {
-  for (const [label, size] of [["0 B", 0], ["4 KiB", 4096], ["1 MiB", 1 << 20], ["16 MiB", 16 << 20]] as const) {
+  for (const [label, size] of [
+    ["0 B", 0],
+    ["4 KiB", 4096],
+    ["1 MiB", 1 << 20],
+    ["16 MiB", 16 << 20],
+  ] as const) {
     it(`opens a plan with ${label} of file content to the same bytes`, () => {
       const plan = samplePlan(contentOfPlanSize(size));
       const bytes = planBytes(plan);

@@ -1,13 +1,6 @@
 // Fixed keys, clock and options for envelope tests, so that each test names only what it changes.
 import assert from "node:assert/strict";
-import {
-  adminKeyFromSeed,
-  EnvelopeError,
-  nodeKeyFromSeed,
-  openEnvelope,
-  sealEnvelope,
-  sodiumReady,
-} from "../../shared/mod.ts";
+import { adminKeyFromSeed, EnvelopeError, nodeKeyFromSeed, openEnvelope, sealEnvelope, sodiumReady } from "../../shared/mod.ts";
 import type { AdminKeyPair, OpenOptions, Plan, RejectReason, SealOptions, TrustSet } from "../../shared/mod.ts";
 
 await sodiumReady();

@@ -51,5 +51,8 @@ export const headerOf = (envelope: Uint8Array): HeaderFields =>
   JSON.parse(new TextDecoder().decode(splitEnvelope(envelope).headerBytes)) as HeaderFields;
 
 /** Keep an envelope's ciphertext, edit its header, and sign again with the given signers. */
-export const resign = (envelope: Uint8Array, edit: (header: HeaderFields) => HeaderFields | Uint8Array, signers: readonly Signer[]): Uint8Array =>
-  forgeEnvelope(edit(headerOf(envelope)), splitEnvelope(envelope).ciphertext, signers);
+export const resign = (
+  envelope: Uint8Array,
+  edit: (header: HeaderFields) => HeaderFields | Uint8Array,
+  signers: readonly Signer[],
+): Uint8Array => forgeEnvelope(edit(headerOf(envelope)), splitEnvelope(envelope).ciphertext, signers);

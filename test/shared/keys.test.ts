@@ -58,7 +58,9 @@ describe("keys", () => {
 
   it("derives the key id as the first 8 bytes of BLAKE2b-256, hex", () => {
     for (const key of [admin.publicKey, node.publicKey]) {
-      const expected = Buffer.from(sodium.crypto_generichash(32, key, null)).subarray(0, 8).toString("hex");
+      const expected = Buffer.from(sodium.crypto_generichash(32, key, null))
+        .subarray(0, 8)
+        .toString("hex");
       assert.equal(keyIdOf(key), expected);
       assert.match(expected, /^[0-9a-f]{16}$/);
     }
@@ -89,10 +91,13 @@ describe("keys", () => {
 
   it("never echoes key material in errors", () => {
     const secret = formatKey(KeyType.NodePrivate, node.privateKey);
-    assert.throws(() => parseKey(secret, KeyType.AdminPrivate, "node.key"), (error: unknown) => {
-      assert.ok(error instanceof Error && !error.message.includes(secret.split(" ")[1]!));
-      return true;
-    });
+    assert.throws(
+      () => parseKey(secret, KeyType.AdminPrivate, "node.key"),
+      (error: unknown) => {
+        assert.ok(error instanceof Error && !error.message.includes(secret.split(" ")[1]!));
+        return true;
+      },
+    );
   });
 });
 
@@ -105,7 +110,15 @@ describe("trust files", () => {
   const line = (k: AdminKeyPair) => formatKey(KeyType.AdminPublic, k.publicKey);
 
   it("reads keys, comments, blank lines and a threshold", () => {
-    const text = ["# fleet admins", "", `${line(admins[0]!)}   # alice`, "threshold 2  # two of three", line(admins[1]!), line(admins[2]!), ""].join("\n");
+    const text = [
+      "# fleet admins",
+      "",
+      `${line(admins[0]!)}   # alice`,
+      "threshold 2  # two of three",
+      line(admins[1]!),
+      line(admins[2]!),
+      "",
+    ].join("\n");
     const trust = parseTrust(text, "trust");
     assert.equal(trust.threshold, 2);
     assert.deepEqual([...trust.keys.keys()].sort(), admins.map((k) => k.keyId).sort());
@@ -115,7 +128,13 @@ describe("trust files", () => {
   it("defaults the threshold to 1", () => assert.equal(parseTrust(line(admins[0]!), "trust").threshold, 1));
 
   it("round-trips through formatTrust", () => {
-    const trust = parseTrust(formatTrust(admins.map((k) => k.publicKey), 3), "trust");
+    const trust = parseTrust(
+      formatTrust(
+        admins.map((k) => k.publicKey),
+        3,
+      ),
+      "trust",
+    );
     assert.equal(trust.threshold, 3);
     assert.equal(trust.keys.size, 3);
   });
@@ -131,6 +150,9 @@ describe("trust files", () => {
   it("refuses a file without keys", () => assertBadKey(() => parseTrust("# nobody\n", "trust"), /no admin public keys/));
 
   it("names the offending line", () => {
-    assertBadKey(() => parseTrust(`${line(admins[0]!)}\nfleetplan-node-x25519 AAAA\n`, "/etc/fleetplan/trust"), /\/etc\/fleetplan\/trust:2/);
+    assertBadKey(
+      () => parseTrust(`${line(admins[0]!)}\nfleetplan-node-x25519 AAAA\n`, "/etc/fleetplan/trust"),
+      /\/etc\/fleetplan\/trust:2/,
+    );
   });
 });

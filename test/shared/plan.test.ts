@@ -25,7 +25,11 @@ const INVALID: [string, unknown, string][] = [
   ["unknown top-level field", { ...base(), exec: "x" }, "plan: unknown field"],
   ["files missing", { ...base(), files: undefined }, "plan.files"],
   ["steps not an array", { ...base(), steps: {} }, "plan.steps"],
-  ["too many files", { ...base(), files: Array.from({ length: PLAN_LIMITS.files + 1 }, (_, i) => ({ ...file, path: `/f${i}` })) }, "plan.files"],
+  [
+    "too many files",
+    { ...base(), files: Array.from({ length: PLAN_LIMITS.files + 1 }, (_, i) => ({ ...file, path: `/f${i}` })) },
+    "plan.files",
+  ],
   ["too many steps", { ...base(), steps: Array.from({ length: PLAN_LIMITS.steps + 1 }, () => step) }, "plan.steps"],
   ["file not an object", { ...base(), files: ["/etc/motd"] }, "files[0]"],
   ["relative path", withFile({ path: "etc/motd" }), "files[0].path"],
@@ -69,19 +73,30 @@ const INVALID: [string, unknown, string][] = [
 describe("planProblems", () => {
   it("accepts a valid plan, with optional fields", () => {
     assert.deepEqual(planProblems(base()), []);
-    const full = { ...base(), id: 5, target: "web-1", files: [{ ...file, mode: "0640", owner: "www-data", group: "1000", content: "" }], steps: [{ ...step, timeout_s: 30, env: { PORT: "80" } }] };
+    const full = {
+      ...base(),
+      id: 5,
+      target: "web-1",
+      files: [{ ...file, mode: "0640", owner: "www-data", group: "1000", content: "" }],
+      steps: [{ ...step, timeout_s: 30, env: { PORT: "80" } }],
+    };
     assert.deepEqual(planProblems(full), []);
   });
 
   for (const [what, doc, path] of INVALID) {
     it(`reports ${what} at ${path}`, () => {
       const problems = planProblems(doc);
-      assert.ok(problems.some((p) => p.startsWith(path)), `${JSON.stringify(problems.slice(0, 3))} does not name ${path}`);
+      assert.ok(
+        problems.some((p) => p.startsWith(path)),
+        `${JSON.stringify(problems.slice(0, 3))} does not name ${path}`,
+      );
     });
   }
 
   it("never echoes file content or env values", () => {
-    const problems = planProblems(withFile({ content: "s3cr3t-p4ss!" })).concat(planProblems(withStep({ env: { A: 1, B: "s3cr3t" }, sudo: "s3cr3t" })));
+    const problems = planProblems(withFile({ content: "s3cr3t-p4ss!" })).concat(
+      planProblems(withStep({ env: { A: 1, B: "s3cr3t" }, sudo: "s3cr3t" })),
+    );
     assert.ok(problems.length > 0 && problems.every((p) => !p.includes("s3cr3t")), JSON.stringify(problems));
   });
 
@@ -95,7 +110,10 @@ describe("planProblems", () => {
       assert.deepEqual(planProblems(withFile({ content: Buffer.alloc(bytes + 1, 7).toString("base64") })), [], "one = of padding");
       assert.deepEqual(planProblems(withFile({ content: Buffer.alloc(bytes + 2, 7).toString("base64") })), [], "two = of padding");
       for (const bad of ["-", "_", "=", "!", " ", "\n", "é", "\u0141"]) {
-        assert.ok(planProblems(withFile({ content: spliced(bad) })).some((p) => p.startsWith("files[0].content")), `${JSON.stringify(bad)} inside`);
+        assert.ok(
+          planProblems(withFile({ content: spliced(bad) })).some((p) => p.startsWith("files[0].content")),
+          `${JSON.stringify(bad)} inside`,
+        );
       }
       assert.ok(planProblems(withFile({ content: good.slice(1) })).length > 0, "length not a multiple of 4");
     });
@@ -127,8 +145,15 @@ describe("normalizePlan", () => {
 
 describe("canonical plan bytes", () => {
   it("do not depend on key order", () => {
-    const a: Plan = { kind: "fleetplan/plan", v: 1, files: [{ path: "/a", mode: 0o600, owner: "root", content: "" }], steps: [{ name: "s", run: "true", env: { B: "2", A: "1" } }] };
-    const b = JSON.parse('{"steps":[{"env":{"A":"1","B":"2"},"run":"true","name":"s"}],"files":[{"content":"","owner":"root","mode":384,"path":"/a"}],"v":1,"kind":"fleetplan/plan"}') as Plan;
+    const a: Plan = {
+      kind: "fleetplan/plan",
+      v: 1,
+      files: [{ path: "/a", mode: 0o600, owner: "root", content: "" }],
+      steps: [{ name: "s", run: "true", env: { B: "2", A: "1" } }],
+    };
+    const b = JSON.parse(
+      '{"steps":[{"env":{"A":"1","B":"2"},"run":"true","name":"s"}],"files":[{"content":"","owner":"root","mode":384,"path":"/a"}],"v":1,"kind":"fleetplan/plan"}',
+    ) as Plan;
     assert.deepEqual(Buffer.from(planBytes(a)), Buffer.from(planBytes(b)));
   });
 

@@ -27,7 +27,15 @@ const dir = new URL("../vectors/", import.meta.url);
 const read = (name: string): Buffer => readFileSync(new URL(name, dir));
 const text = (name: string): string => read(name).toString("utf8");
 const vector = JSON.parse(text("vector.json")) as {
-  inputs: { admin_seed_hex: string; node_seed_hex: string; id: number; target: string; issued: number; expires: number; zstd_level: number };
+  inputs: {
+    admin_seed_hex: string;
+    node_seed_hex: string;
+    id: number;
+    target: string;
+    issued: number;
+    expires: number;
+    zstd_level: number;
+  };
   keys: { admin_public_hex: string; admin_key_id: string; node_public_hex: string; node_key_id: string };
   signing_prefix_hex: string;
   plan_canonical: string;
@@ -35,7 +43,14 @@ const vector = JSON.parse(text("vector.json")) as {
   plan_size: number;
   header: Record<string, unknown>;
   header_hex: string;
-  layout: { header_offset: number; header_len: number; ciphertext_offset: number; ciphertext_len: number; signed_len: number; sig_count: number };
+  layout: {
+    header_offset: number;
+    header_len: number;
+    ciphertext_offset: number;
+    ciphertext_len: number;
+    signed_len: number;
+    sig_count: number;
+  };
   signatures: { key_id: string; sig_hex: string }[];
   envelope_hex: string;
 };
@@ -83,13 +98,23 @@ describe("test vector", () => {
     assert.equal(hex(parts.headerBytes), vector.header_hex);
     assert.deepEqual(Buffer.from(parts.headerBytes), Buffer.from(canonicalBytes(vector.header)));
     assert.deepEqual(
-      { header_offset: 7, header_len: parts.headerBytes.length, ciphertext_offset: parts.ciphertext.byteOffset, ciphertext_len: parts.ciphertext.length, signed_len: parts.signed.length, sig_count: parts.signatures.length },
+      {
+        header_offset: 7,
+        header_len: parts.headerBytes.length,
+        ciphertext_offset: parts.ciphertext.byteOffset,
+        ciphertext_len: parts.ciphertext.length,
+        signed_len: parts.signed.length,
+        sig_count: parts.signatures.length,
+      },
       vector.layout,
     );
     assert.equal(hex(SIGNING_PREFIX), vector.signing_prefix_hex);
     assert.equal(new TextDecoder().decode(SIGNING_PREFIX), "fleetplan/envelope/v1\0");
     const message = Buffer.concat([SIGNING_PREFIX, parts.signed]);
-    assert.deepEqual(parts.signatures.map((s) => ({ key_id: s.keyId, sig_hex: hex(s.sig) })), vector.signatures);
+    assert.deepEqual(
+      parts.signatures.map((s) => ({ key_id: s.keyId, sig_hex: hex(s.sig) })),
+      vector.signatures,
+    );
     assert.ok(sodium.crypto_sign_verify_detached(parts.signatures[0]!.sig, message, adminPublic));
     // The prefix is part of what is signed: the bare region must not verify.
     assert.ok(!sodium.crypto_sign_verify_detached(parts.signatures[0]!.sig, parts.signed, adminPublic));

@@ -5,10 +5,20 @@ import type { ServerRow } from "../../../coordinator/db.ts";
 import { accountBudget, budgetLimit, budgetReason, isFailure } from "../../../coordinator/rollout/budget.ts";
 import { evaluateGate, gateVerdict } from "../../../coordinator/rollout/gate.ts";
 import { globToRegExp, parseTags, selectTargets } from "../../../coordinator/rollout/targets.ts";
-import { batchEnds, hostsToPush, naturalCompare, orderTargets, parseAmount, parseWaves, waveEnds, waveOf } from "../../../coordinator/rollout/waves.ts";
+import {
+  batchEnds,
+  hostsToPush,
+  naturalCompare,
+  orderTargets,
+  parseAmount,
+  parseWaves,
+  waveEnds,
+  waveOf,
+} from "../../../coordinator/rollout/waves.ts";
 
 const T = { timeout: 10_000 };
-const invalid = (fn: () => unknown, pattern: RegExp) => assert.throws(fn, (e: Error & { reason?: string }) => e.reason !== undefined && pattern.test(e.message));
+const invalid = (fn: () => unknown, pattern: RegExp) =>
+  assert.throws(fn, (e: Error & { reason?: string }) => e.reason !== undefined && pattern.test(e.message));
 
 describe("waves", () => {
   it("cumulative --waves resolve per target count; percentages round up, empty waves drop", T, () => {
@@ -41,11 +51,18 @@ describe("waves", () => {
   });
 
   it("a wave pushes its own hosts; the first wave of a resume also retries earlier ones that did not succeed", T, () => {
-    const targets = [{ host: "a", position: 0, outcome: "failed" }, { host: "b", position: 1, outcome: "succeeded" }, { host: "c", position: 2, outcome: "pending" }];
+    const targets = [
+      { host: "a", position: 0, outcome: "failed" },
+      { host: "b", position: 1, outcome: "succeeded" },
+      { host: "c", position: 2, outcome: "pending" },
+    ];
     const done = new Set(["succeeded", "skipped"]);
     assert.deepEqual(hostsToPush(targets, [1, 3], 1, done, true), ["a", "c"]);
     assert.deepEqual(hostsToPush(targets, [1, 3], 1, done, false), ["c"]);
-    assert.deepEqual([0, 1, 2].map((p) => waveOf(p, [1, 3])), [0, 1, 1]);
+    assert.deepEqual(
+      [0, 1, 2].map((p) => waveOf(p, [1, 3])),
+      [0, 1, 1],
+    );
   });
 });
 
@@ -60,7 +77,13 @@ describe("error budget", () => {
     assert.equal(budgetLimit(parseAmount("--max-failures", "2", 0), 10), 2);
     assert.equal(budgetLimit(parseAmount("--max-failures", "10%", 0), 5), 0);
     assert.equal(budgetLimit(parseAmount("--max-failures", "0", 0), 5), 0);
-    const b = accountBudget([{ host: "a", outcome: "timeout" }, { host: "b", outcome: "succeeded" }], 0);
+    const b = accountBudget(
+      [
+        { host: "a", outcome: "timeout" },
+        { host: "b", outcome: "succeeded" },
+      ],
+      0,
+    );
     assert.deepEqual([b.used, b.exhausted], [1, true]);
     assert.match(budgetReason(b), /1 failed \(allowed 0\): a timeout/);
     assert.equal(accountBudget([{ host: "a", outcome: "failed" }], 1).exhausted, false);
@@ -68,7 +91,10 @@ describe("error budget", () => {
 });
 
 describe("gate verdict", () => {
-  const vector = (...values: string[]) => ({ status: "success", data: { resultType: "vector", result: values.map((v) => ({ metric: {}, value: [1, v] })) } });
+  const vector = (...values: string[]) => ({
+    status: "success",
+    data: { resultType: "vector", result: values.map((v) => ({ metric: {}, value: [1, v] })) },
+  });
   it("passes only a non-empty answer whose every sample is non-zero", T, () => {
     assert.equal(gateVerdict("q", vector("1", "3")).pass, true);
     assert.equal(gateVerdict("q", { status: "success", data: { resultType: "scalar", result: [1, "1"] } }).pass, true);
@@ -88,10 +114,24 @@ describe("gate verdict", () => {
 });
 
 describe("target selection", () => {
-  const row = (host: string, group: string | null): ServerRow => ({ host, nodeKey: "", nodeKeyId: "", metricsUrl: null, ssh: null, group, bootstrapped: true, addedAt: 0 });
+  const row = (host: string, group: string | null): ServerRow => ({
+    host,
+    nodeKey: "",
+    nodeKeyId: "",
+    metricsUrl: null,
+    ssh: null,
+    group,
+    bootstrapped: true,
+    addedAt: 0,
+  });
   const all = [row("db-1", "db"), row("web-1", "web"), row("web-2", "web"), row("cache-1", null)];
-  const tags: Record<string, Record<string, string>> = { "web-1": { dc: "fra", tier: "gold" }, "web-2": { dc: "ams" }, "db-1": { dc: "fra" } };
-  const select = (flags: Parameters<typeof selectTargets>[2], required = true) => selectTargets(all, (h) => tags[h] ?? {}, flags, required).map((s) => s.host);
+  const tags: Record<string, Record<string, string>> = {
+    "web-1": { dc: "fra", tier: "gold" },
+    "web-2": { dc: "ams" },
+    "db-1": { dc: "fra" },
+  };
+  const select = (flags: Parameters<typeof selectTargets>[2], required = true) =>
+    selectTargets(all, (h) => tags[h] ?? {}, flags, required).map((s) => s.host);
 
   it("globs, several groups and tags (AND) select the right hosts", T, () => {
     assert.deepEqual(select({ servers: "web-*" }), ["web-1", "web-2"]);

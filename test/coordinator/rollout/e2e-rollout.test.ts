@@ -19,7 +19,13 @@ import type { PrometheusServer } from "../../helpers/prometheus.ts";
 
 const HOSTS = ["web-1", "web-2", "web-3"];
 const PAUSED = 5;
-type Rollout = { id: number; state: string; wave: number; reason: string | null; targets: { host: string; outcome: string; id: number | null; revertId: number | null; revertOutcome: string | null }[] };
+type Rollout = {
+  id: number;
+  state: string;
+  wave: number;
+  reason: string | null;
+  targets: { host: string; outcome: string; id: number | null; revertId: number | null; revertOutcome: string | null }[];
+};
 
 describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
   let nats: NatsServer;
@@ -35,15 +41,21 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
   const writePlans = (label: string, failing: string[] = []): string => {
     const dir = join(plans, label);
     mkdirSync(dir, { recursive: true });
-    for (const h of HOSTS) writeFileSync(join(dir, `${h}.sh`), failing.includes(h) ? `test -f ${fixed}\necho ${label}\n` : `echo ${label}\n`);
+    for (const h of HOSTS)
+      writeFileSync(join(dir, `${h}.sh`), failing.includes(h) ? `test -f ${fixed}\necho ${label}\n` : `echo ${label}\n`);
     return dir;
   };
   const rolloutOf = (r: CliResult): Rollout => {
-    const last = jsonLines(r.stdout).filter((l) => l.event === "rollout").at(-1);
+    const last = jsonLines(r.stdout)
+      .filter((l) => l.event === "rollout")
+      .at(-1);
     assert.ok(last, `no rollout record on stdout (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
     return last as unknown as Rollout;
   };
-  const waves = (r: CliResult) => jsonLines(r.stdout).filter((l) => l.event === "wave").map((w) => `${w.wave}:${w.state}:${(w.hosts as string[]).join(",")}`);
+  const waves = (r: CliResult) =>
+    jsonLines(r.stdout)
+      .filter((l) => l.event === "wave")
+      .map((w) => `${w.wave}:${w.state}:${(w.hosts as string[]).join(",")}`);
   const outcomes = (r: Rollout) => Object.fromEntries(r.targets.map((t) => [t.host, t.outcome]));
 
   before(async () => {
@@ -71,9 +83,15 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
     assert.equal(rolloutOf(first).state, "completed");
 
     const v2 = writePlans("v2", ["web-3"]);
-    const stopped = await cli.expect(["push", "--plans", v2, "--all", "--canary", "web-3", "--waves", "1,100%", "--wave-timeout", "30s", "--json"], PAUSED);
+    const stopped = await cli.expect(
+      ["push", "--plans", v2, "--all", "--canary", "web-3", "--waves", "1,100%", "--wave-timeout", "30s", "--json"],
+      PAUSED,
+    );
     const paused = rolloutOf(stopped);
-    assert.deepEqual([paused.state, paused.wave, outcomes(paused)], ["paused", 0, { "web-3": "failed", "web-1": "pending", "web-2": "pending" }]);
+    assert.deepEqual(
+      [paused.state, paused.wave, outcomes(paused)],
+      ["paused", 0, { "web-3": "failed", "web-1": "pending", "web-2": "pending" }],
+    );
     assert.match(paused.reason!, /error budget exhausted: 1 failed \(allowed 0\): web-3 failed/);
     assert.deepEqual(waves(stopped), ["1:started:web-3", "1:paused:web-3"]);
     const shown = await cli.expect(["rollout", "show", String(paused.id)]);
@@ -93,7 +111,10 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
 
   it("abort ends a paused rollout; it can no longer be resumed", { timeout: 60_000 }, async () => {
     rmSync(fixed);
-    const stopped = await cli.expect(["push", "--plans", writePlans("v3", ["web-1"]), "--servers", "web-1", "--batch", "1", "--wave-timeout", "30s", "--json"], PAUSED);
+    const stopped = await cli.expect(
+      ["push", "--plans", writePlans("v3", ["web-1"]), "--servers", "web-1", "--batch", "1", "--wave-timeout", "30s", "--json"],
+      PAUSED,
+    );
     const { id } = rolloutOf(stopped);
     assert.match((await cli.expect(["rollout", "abort", String(id)])).stdout, new RegExp(`rollout ${id} aborted at wave 1/1`));
     const again = await cli.run(["rollout", "resume", String(id)]);
@@ -104,18 +125,55 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
 
   it("an empty gate answer pauses the rollout after the wave; a true gate lets it complete", { timeout: 90_000 }, async () => {
     const v4 = writePlans("v4");
-    const gated = await cli.expect(["push", "--plans", v4, "--all", "--waves", "1,100%", "--wave-timeout", "30s", "--json",
-      "--prometheus", prom.url, "--gate-query", 'up{job="fleetplan"} == 1', "--gate-query", 'up{job="no-such-job"}'], PAUSED);
+    const gated = await cli.expect(
+      [
+        "push",
+        "--plans",
+        v4,
+        "--all",
+        "--waves",
+        "1,100%",
+        "--wave-timeout",
+        "30s",
+        "--json",
+        "--prometheus",
+        prom.url,
+        "--gate-query",
+        'up{job="fleetplan"} == 1',
+        "--gate-query",
+        'up{job="no-such-job"}',
+      ],
+      PAUSED,
+    );
     const paused = rolloutOf(gated);
-    assert.deepEqual([paused.state, paused.wave, outcomes(paused)["web-1"], outcomes(paused)["web-2"]], ["paused", 0, "succeeded", "pending"]);
+    assert.deepEqual(
+      [paused.state, paused.wave, outcomes(paused)["web-1"], outcomes(paused)["web-2"]],
+      ["paused", 0, "succeeded", "pending"],
+    );
     assert.match(paused.reason!, /no-such-job.*empty result/);
     const event = jsonLines(gated.stdout).find((l) => l.event === "wave" && l.state === "paused") as { gates: { pass: boolean }[] };
-    assert.deepEqual(event.gates.map((g) => g.pass), [true, false]);
+    assert.deepEqual(
+      event.gates.map((g) => g.pass),
+      [true, false],
+    );
     // Still empty: resuming pauses again, it never passes.
     assert.equal((await cli.run(["rollout", "resume", String(paused.id), "--json"])).code, PAUSED);
 
-    const open = await cli.expect(["push", "--plans", writePlans("v5"), "--all", "--batch", "50%", "--wave-timeout", "30s", "--json",
-      "--prometheus", prom.url, "--gate-query", 'up{job="fleetplan"} == 1']);
+    const open = await cli.expect([
+      "push",
+      "--plans",
+      writePlans("v5"),
+      "--all",
+      "--batch",
+      "50%",
+      "--wave-timeout",
+      "30s",
+      "--json",
+      "--prometheus",
+      prom.url,
+      "--gate-query",
+      'up{job="fleetplan"} == 1',
+    ]);
     assert.equal(rolloutOf(open).state, "completed");
   });
 
@@ -124,8 +182,21 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
     const db = openCoordinatorDb(cli.dbPath);
     const before = db.expected();
     db.close();
-    const r = await cli.expect(["push", "--plans", writePlans("v6", ["web-2"]), "--all", "--waves", "2,100%", "--wave-timeout", "30s",
-      "--revert-on-failure", "--json"], PAUSED);
+    const r = await cli.expect(
+      [
+        "push",
+        "--plans",
+        writePlans("v6", ["web-2"]),
+        "--all",
+        "--waves",
+        "2,100%",
+        "--wave-timeout",
+        "30s",
+        "--revert-on-failure",
+        "--json",
+      ],
+      PAUSED,
+    );
     const reverted = rolloutOf(r);
     assert.equal(reverted.state, "reverted");
     assert.deepEqual(outcomes(reverted), { "web-1": "succeeded", "web-2": "failed", "web-3": "pending" });
@@ -148,7 +219,10 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
   });
 
   it("repeated single-value flags are refused; globs, groups and tags select the right hosts", { timeout: 60_000 }, async () => {
-    for (const args of [["push", "--plan", "x.sh", "--group", "web", "--group", "db"], ["status", "--servers", "web-1", "--servers", "web-2"]]) {
+    for (const args of [
+      ["push", "--plan", "x.sh", "--group", "web", "--group", "db"],
+      ["status", "--servers", "web-1", "--servers", "web-2"],
+    ]) {
       const r = await cli.run(args);
       assert.equal(r.code, 2, args.join(" "));
       assert.match(r.stderr, /--(group|servers) given 2 times/);
@@ -170,7 +244,10 @@ describe("rollouts end to end, three real agents", { timeout: 240_000 }, () => {
 
   it("a silent host counts against the budget: no report by the wave deadline is a failure", { timeout: 60_000 }, async () => {
     await agents[2]!.stop();
-    const r = await cli.expect(["push", "--plans", writePlans("v7"), "--servers", "web-*", "--waves", "100%", "--wave-timeout", "4s", "--json"], PAUSED);
+    const r = await cli.expect(
+      ["push", "--plans", writePlans("v7"), "--servers", "web-*", "--waves", "100%", "--wave-timeout", "4s", "--json"],
+      PAUSED,
+    );
     const paused = rolloutOf(r);
     assert.deepEqual(outcomes(paused), { "web-1": "succeeded", "web-2": "succeeded", "web-3": "timeout" });
     assert.match(paused.reason!, /1 failed \(allowed 0\): web-3 timeout/);

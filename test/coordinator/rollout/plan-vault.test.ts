@@ -9,7 +9,12 @@ import { adminKeyFromSeed, sodiumReady } from "../../../shared/mod.ts";
 await sodiumReady();
 const ADMIN = adminKeyFromSeed(new Uint8Array(32).fill(1));
 const OTHER = adminKeyFromSeed(new Uint8Array(32).fill(2));
-const PLAN = JSON.stringify({ kind: "fleetplan/plan", v: 1, files: [], steps: [{ name: "s", run: "echo pin=493021", env: { TOKEN: "s3cret" } }] });
+const PLAN = JSON.stringify({
+  kind: "fleetplan/plan",
+  v: 1,
+  files: [],
+  steps: [{ name: "s", run: "echo pin=493021", env: { TOKEN: "s3cret" } }],
+});
 
 describe("plan vault", () => {
   it("round-trips, hides the content and names it by a keyed hash", () => {
@@ -24,7 +29,9 @@ describe("plan vault", () => {
 
   it("another admin key cannot open it, and says which key to use", () => {
     const blob = planVault(ADMIN).seal(PLAN);
-    assert.throws(() => planVault(OTHER).open(blob, "abcdef0123456789ff"), (e: unknown) =>
-      e instanceof FleetplanError && e.reason === "bad_key" && /sealed with another admin key/.test(e.message));
+    assert.throws(
+      () => planVault(OTHER).open(blob, "abcdef0123456789ff"),
+      (e: unknown) => e instanceof FleetplanError && e.reason === "bad_key" && /sealed with another admin key/.test(e.message),
+    );
   });
 });

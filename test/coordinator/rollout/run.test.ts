@@ -27,8 +27,16 @@ const HOSTS = ["web-1", "web-2", "web-3", "web-4"];
 const plan = (script: string): LoadedPlan => ({ source: `${script}.sh`, plan: planFromScript(`echo ${script}\n`) });
 const hashOf = (host: string, p: LoadedPlan) => createHash("sha256").update(host).update(JSON.stringify(p.plan)).digest("hex");
 const OPTIONS: RolloutOptions = {
-  waveTimeoutMs: 1000, expiresInMs: 3_600_000, maxFailures: null, budgetLimit: 0, gates: [], prometheus: null, maxAgeMs: 60_000,
-  revertOnFailure: false, viaSsh: false, concurrency: 4,
+  waveTimeoutMs: 1000,
+  expiresInMs: 3_600_000,
+  maxFailures: null,
+  budgetLimit: 0,
+  gates: [],
+  prometheus: null,
+  maxAgeMs: 60_000,
+  revertOnFailure: false,
+  viaSsh: false,
+  concurrency: 4,
 };
 
 describe("runRollout", () => {
@@ -44,29 +52,65 @@ describe("runRollout", () => {
   // A push as push() records it: ids reserved, delivered envelopes move the expected state, one row per target.
   const fakePush = async (req: PushRequest): Promise<PushSummary> => {
     pushed.push(req.targets.map((t) => t.host));
-    const ids = db.reserveIds(req.targets.map((t) => t.host), new Date());
+    const ids = db.reserveIds(
+      req.targets.map((t) => t.host),
+      new Date(),
+    );
     const pushId = db.startPush({ store: "fake", dryRun: false, force: req.force, operator: "test", at: Date.now() });
     const targets = req.targets.map((s): TargetResult => {
       const p = req.plans.get(s.host)!;
       const outcome = behaviour(s.host, p);
-      return { host: s.host, action: "push", decision: "new", id: ids.get(s.host)!, plan_hash: hashOf(s.host, p), bytes: 1, via: "store", outcome, reason: outcome === "succeeded" ? null : outcome, message: null };
+      return {
+        host: s.host,
+        action: "push",
+        decision: "new",
+        id: ids.get(s.host)!,
+        plan_hash: hashOf(s.host, p),
+        bytes: 1,
+        via: "store",
+        outcome,
+        reason: outcome === "succeeded" ? null : outcome,
+        message: null,
+      };
     });
     db.recordBatch(pushId, {
-      delivered: targets.filter((t) => t.outcome !== "put_failed").map((t) => ({ host: t.host, id: t.id!, planHash: t.plan_hash, at: Date.now() })),
+      delivered: targets
+        .filter((t) => t.outcome !== "put_failed")
+        .map((t) => ({ host: t.host, id: t.id!, planHash: t.plan_hash, at: Date.now() })),
       results: targets.map((t) => ({ host: t.host, id: t.id, planHash: t.plan_hash, outcome: t.outcome, at: Date.now() })),
     });
-    return { push_id: pushId, ok: targets.every((t) => t.outcome === "succeeded"), dry_run: false, counts: {}, status_refused: {}, targets };
+    return {
+      push_id: pushId,
+      ok: targets.every((t) => t.outcome === "succeeded"),
+      dry_run: false,
+      counts: {},
+      status_refused: {},
+      targets,
+    };
   };
   const deps = () => ({
-    db, rollouts, push: fakePush, now: Date.now, emit: (e: unknown) => void ((e as RolloutEvent).event === "wave" || (e as RolloutEvent).event === "revert" ? events.push(e as RolloutEvent) : null),
+    db,
+    rollouts,
+    push: fakePush,
+    now: Date.now,
+    emit: (e: unknown) =>
+      void ((e as RolloutEvent).event === "wave" || (e as RolloutEvent).event === "revert" ? events.push(e as RolloutEvent) : null),
     converged: async () => new Set<string>(),
     gate: async (query: string) => ({ query, pass: gateOpen, why: gateOpen ? "open" : `gate ${query}: empty result` }),
   });
   const start = (p: LoadedPlan, ends: number[], options: Partial<RolloutOptions> = {}) => {
     const expected = db.expected();
     return rollouts.create({
-      operator: "test", at: Date.now(), ends, options: { ...OPTIONS, ...options },
-      targets: HOSTS.map((host) => ({ host, plan: p, prevId: expected.get(host)?.id ?? null, prevHash: expected.get(host)?.planHash ?? null })),
+      operator: "test",
+      at: Date.now(),
+      ends,
+      options: { ...OPTIONS, ...options },
+      targets: HOSTS.map((host) => ({
+        host,
+        plan: p,
+        prevId: expected.get(host)?.id ?? null,
+        prevHash: expected.get(host)?.planHash ?? null,
+      })),
     });
   };
   const outcomes = (id: number) => rollouts.targets(id).map((t) => `${t.host}:${t.outcome}`);
@@ -74,7 +118,20 @@ describe("runRollout", () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "fleetplan-rollout-run-"));
     db = openCoordinatorDb(join(dir, "fleetplan.db"));
-    db.addServers(HOSTS.map((host): ServerRow => ({ host, nodeKey: "k", nodeKeyId: "k", metricsUrl: null, ssh: null, group: null, bootstrapped: true, addedAt: 0 })));
+    db.addServers(
+      HOSTS.map(
+        (host): ServerRow => ({
+          host,
+          nodeKey: "k",
+          nodeKeyId: "k",
+          metricsUrl: null,
+          ssh: null,
+          group: null,
+          bootstrapped: true,
+          addedAt: 0,
+        }),
+      ),
+    );
     rollouts = openRolloutDb(db.sqlite, VAULT);
     events = [];
     pushed = [];
@@ -91,7 +148,10 @@ describe("runRollout", () => {
     const r = await runRollout(id, deps());
     assert.equal(r.state, "completed");
     assert.deepEqual(pushed, [["web-1"], ["web-2"], ["web-3", "web-4"]]);
-    assert.deepEqual(events.map((e) => `${e.event}${"wave" in e ? e.wave : ""}:${e.state}`), ["wave1:started", "wave1:converged", "wave2:started", "wave2:converged", "wave3:started", "wave3:converged"]);
+    assert.deepEqual(
+      events.map((e) => `${e.event}${"wave" in e ? e.wave : ""}:${e.state}`),
+      ["wave1:started", "wave1:converged", "wave2:started", "wave2:converged", "wave3:started", "wave3:converged"],
+    );
   });
 
   it("a failure beyond the budget pauses in that wave; resume retries the failed host, then goes on", T, async () => {
@@ -129,7 +189,11 @@ describe("runRollout", () => {
   it("a coordinator that died mid-wave resumes that wave (state running)", T, async () => {
     const id = start(plan("v1"), [2, 4]);
     rollouts.setState(id, "running", 1, null, Date.now());
-    rollouts.recordOutcomes(id, [{ host: "web-3", id: 5, planHash: hashOf("web-3", plan("v1")), outcome: "pushed", reason: null }], Date.now());
+    rollouts.recordOutcomes(
+      id,
+      [{ host: "web-3", id: 5, planHash: hashOf("web-3", plan("v1")), outcome: "pushed", reason: null }],
+      Date.now(),
+    );
     assert.equal((await runRollout(id, deps())).state, "completed");
     assert.deepEqual(pushed, [["web-1", "web-2", "web-3", "web-4"]]);
   });
@@ -146,11 +210,17 @@ describe("runRollout", () => {
     const now = db.expected();
     for (const t of rollouts.targets(id).slice(0, 2)) {
       assert.ok(t.revertId! > t.id!, t.host);
-      assert.deepEqual([now.get(t.host)!.id, now.get(t.host)!.planHash, t.revertOutcome], [t.revertId, before.get(t.host)!.planHash, "succeeded"]);
+      assert.deepEqual(
+        [now.get(t.host)!.id, now.get(t.host)!.planHash, t.revertOutcome],
+        [t.revertId, before.get(t.host)!.planHash, "succeeded"],
+      );
     }
     assert.deepEqual([now.get("web-3"), now.get("web-4")], [before.get("web-3"), before.get("web-4")]);
     assert.deepEqual(pushed.at(-1), ["web-1", "web-2"]);
-    assert.deepEqual(events.filter((e) => e.event === "revert").map((e) => e.state), ["started", "finished"]);
+    assert.deepEqual(
+      events.filter((e) => e.event === "revert").map((e) => e.state),
+      ["started", "finished"],
+    );
   });
 
   it("a host with no known previous plan is listed, never pushed something else", T, async () => {
