@@ -27,4 +27,15 @@ export const canonicalJson = (value: unknown): string => encode(value);
 /** Serialise to canonical JSON UTF-8 bytes. */
 export const canonicalBytes = (value: unknown): Uint8Array => new TextEncoder().encode(encode(value));
 
+/** Domain ‖ canonical JSON of `value`: what every fleetplan signature covers, so a signature made
+ * for one kind of record (status, trust, enrollment, …) can never verify as another. */
+export const domainSeparated = (domain: string, value: unknown): Uint8Array => {
+  const prefix = new TextEncoder().encode(domain);
+  const body = canonicalBytes(value);
+  const out = new Uint8Array(prefix.length + body.length);
+  out.set(prefix, 0);
+  out.set(body, prefix.length);
+  return out;
+};
+
 export type { Json };

@@ -1,4 +1,4 @@
-import { canonicalBytes } from "./canonical-json.ts";
+import { domainSeparated } from "./canonical-json.ts";
 import { parseNodePublic } from "./keys.ts";
 import type { NodePublicKey } from "./keys.ts";
 import { sodium } from "./sodium.ts";
@@ -80,13 +80,7 @@ export const checkAnnouncement = (v: unknown): Announcement | null => {
 };
 
 /** The exact bytes an announcement signature covers. */
-export const announcementSignedBytes = (announcement: Announcement): Uint8Array => {
-  const body = canonicalBytes(announcement);
-  const out = new Uint8Array(ENROLL_DOMAIN.length + body.length);
-  out.set(new TextEncoder().encode(ENROLL_DOMAIN), 0);
-  out.set(body, ENROLL_DOMAIN.length);
-  return out;
-};
+export const announcementSignedBytes = (announcement: Announcement): Uint8Array => domainSeparated(ENROLL_DOMAIN, announcement);
 
 /** The wire bytes of an announcement signed with the node identity (Ed25519 secret key); refuses a bad or oversized body. */
 export const signAnnouncement = (announcement: Announcement, identityPrivateKey: Uint8Array): Uint8Array => {

@@ -2,7 +2,7 @@
 // the output is encrypted with a random content key (secretbox), that key sealed once per trusted
 // admin key (Ed25519 public key converted to X25519), and the whole record signed by the node
 // identity. Pure: the agent seals (agent/report-output.ts), `fleetplan logs` opens.
-import { canonicalBytes } from "./canonical-json.ts";
+import { domainSeparated } from "./canonical-json.ts";
 import { FleetplanError } from "./errors.ts";
 import { keyIdOf } from "./keys.ts";
 import { sodium } from "./sodium.ts";
@@ -40,13 +40,7 @@ const b64 = (bytes: Uint8Array): string => sodium.to_base64(bytes, B64());
 const unb64 = (text: string): Uint8Array => sodium.from_base64(text, B64());
 const malformed = (why: string) => new FleetplanError("malformed", `output record: ${why}`);
 
-const signedBytes = (body: OutputBody): Uint8Array => {
-  const json = canonicalBytes(body);
-  const out = new Uint8Array(OUTPUT_DOMAIN.length + json.length);
-  out.set(new TextEncoder().encode(OUTPUT_DOMAIN), 0);
-  out.set(json, OUTPUT_DOMAIN.length);
-  return out;
-};
+const signedBytes = (body: OutputBody): Uint8Array => domainSeparated(OUTPUT_DOMAIN, body);
 
 /** Seal `output` (its last MAX_OUTPUT_TAIL bytes) to every admin key of `adminKeys` and sign it with the node identity. */
 export const sealOutput = (meta: OutputMeta, output: Uint8Array, adminKeys: Uint8Array[], identityPrivateKey: Uint8Array): Uint8Array => {

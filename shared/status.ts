@@ -1,4 +1,4 @@
-import { canonicalBytes } from "./canonical-json.ts";
+import { domainSeparated } from "./canonical-json.ts";
 import { sodium } from "./sodium.ts";
 import type { AgentStatus } from "./types.ts";
 
@@ -39,13 +39,7 @@ const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The exact bytes a status signature covers. */
-export const statusSignedBytes = (status: AgentStatus): Uint8Array => {
-  const body = canonicalBytes(status);
-  const out = new Uint8Array(STATUS_DOMAIN.length + body.length);
-  out.set(new TextEncoder().encode(STATUS_DOMAIN), 0);
-  out.set(body, STATUS_DOMAIN.length);
-  return out;
-};
+export const statusSignedBytes = (status: AgentStatus): Uint8Array => domainSeparated(STATUS_DOMAIN, status);
 
 /** The agent's record for the store: its status signed with the node identity (Ed25519 secret key). */
 export const signStatusRecord = (status: AgentStatus, identityPrivateKey: Uint8Array): Uint8Array => {

@@ -1,6 +1,6 @@
 // Trust documents (TUF root rotation): version N+1 of the admin key set, signed by the threshold of
 // the current set AND of the new one. Pure: bytes and keys in, a verified trust state or a coded error out.
-import { canonicalBytes } from "./canonical-json.ts";
+import { domainSeparated } from "./canonical-json.ts";
 import { FleetplanError } from "./errors.ts";
 import { keyIdOf } from "./keys.ts";
 import { sodium } from "./sodium.ts";
@@ -50,14 +50,7 @@ const fromB64 = (text: string): Uint8Array => sodium.from_base64(text, sodium.ba
 const bad = (message: string) => new FleetplanError("bad_trust", message);
 
 /** Domain prefix ‖ canonical JSON of the body: what a document signature covers. */
-export const signedMessage = (domain: string, body: unknown): Uint8Array => {
-  const prefix = new TextEncoder().encode(domain);
-  const json = canonicalBytes(body);
-  const out = new Uint8Array(prefix.length + json.length);
-  out.set(prefix, 0);
-  out.set(json, prefix.length);
-  return out;
-};
+export const signedMessage = domainSeparated;
 
 /** Sign a body under a domain with every signer (one entry per distinct key). */
 export const signBody = (domain: string, body: unknown, signers: AdminKeyPair[]): DocumentSignature[] => {
