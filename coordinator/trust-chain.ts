@@ -1,11 +1,13 @@
 // The coordinator's view of the trust chain in the store: read and verify it, and decide the next
 // rotation (pure: keys and the current state in, signed records out, or a coded error naming the fix).
-import { FleetplanError } from "../shared/errors.ts";
+import { canonicalBytes } from "../shared/canonical-json.ts";
+import { FleetplanError, reasonOf } from "../shared/errors.ts";
 import { keyIdOf } from "../shared/keys.ts";
 import { parseTrustRecord, signTrust, trustDocument, verifyRoot, verifyRotation } from "../shared/trust.ts";
 import type { SignedTrust, TrustState } from "../shared/trust.ts";
 import { sideKey } from "../shared/trust-layout.ts";
 import type { AdminKeyPair, StoreConfig, TrustSet } from "../shared/types.ts";
+import type { KnownVersion } from "./trust-db.ts";
 import type { SideStore } from "./trust-store.ts";
 
 /** One verified link: the record as stored and the state it leads to. */
@@ -14,17 +16,74 @@ export interface ChainLink {
   state: TrustState;
 }
 
-/** Every version in the store from 1 on, verified link by link (expiry aside: adopted versions stay in force). */
+/**
+ * Every version in the store from 1 on, verified link by link (expiry aside: adopted versions stay in force).
+ * A record that does not extend the chain is refused naming its key: junk there blocks every later rotation.
+ */
 export const readTrustChain = async (side: SideStore, store: Pick<StoreConfig, "kind">): Promise<ChainLink[]> => {
   const links: ChainLink[] = [];
   for (let version = 1; ; version++) {
-    const bytes = await side.get(sideKey(store, { kind: "trust", version }));
+    const key = sideKey(store, { kind: "trust", version });
+    const bytes = await side.get(key);
     if (!bytes) return links;
-    const record = parseTrustRecord(bytes);
-    const previous = links.at(-1)?.state;
-    links.push({ record, state: previous ? verifyRotation(previous, record) : verifyRoot(record) });
+    try {
+      const record = parseTrustRecord(bytes);
+      const previous = links.at(-1)?.state;
+      links.push({ record, state: previous ? verifyRotation(previous, record) : verifyRoot(record) });
+    } catch (error) {
+      throw new FleetplanError(
+        reasonOf(error),
+        `store key ${key}: ${(error as Error).message}; it was not published by a rotation (whoever can write the store ` +
+          "put it there): delete that key, then run `fleetplan trust rotate` (it publishes the versions its database knows again)",
+      );
+    }
   }
 };
+
+const sameDocument = (a: SignedTrust, b: SignedTrust): boolean =>
+  Buffer.from(canonicalBytes(a.trust)).equals(Buffer.from(canonicalBytes(b.trust)));
+
+/**
+ * The versions the coordinator database knows beyond the store's chain, verified on from its end, to
+ * publish again: whoever can write the store can delete the newest versions, and a rotation built on
+ * the shorter chain would be built on an older set (carrying a removed key back into a version the
+ * agents adopt). `conflict` when a known version differs from the store's (a fork) or one is missing.
+ */
+export const missingLinks = (chain: ChainLink[], known: KnownVersion[]): (ChainLink & KnownVersion)[] => {
+  const out: (ChainLink & KnownVersion)[] = [];
+  let state = chain.at(-1)?.state;
+  for (const { version, bytes } of known) {
+    const record = parseTrustRecord(bytes);
+    const stored = chain[version - 1];
+    if (stored !== undefined) {
+      if (!sameDocument(stored.record, record)) {
+        throw new FleetplanError(
+          "conflict",
+          `trust version ${version} in the store is not the one this coordinator published or read: the chain was forked ` +
+            "with the admin keys of an earlier version; find out who holds them before rotating",
+        );
+      }
+      continue;
+    }
+    const expected = chain.length + out.length + 1;
+    if (version !== expected) {
+      throw new FleetplanError(
+        "conflict",
+        `the store's trust chain ends at version ${expected - 1}; this coordinator's database knows version ${version} but not ` +
+          `${expected}: publish version ${expected} again from the coordinator that made it (or restore the store) before rotating`,
+      );
+    }
+    state = state ? verifyRotation(state, record) : verifyRoot(record);
+    out.push({ record, state, version, bytes });
+  }
+  return out;
+};
+
+/** A verified link as a record to remember (re-encoded: the signatures cover the canonical document, not these bytes). */
+export const knownOf = (link: ChainLink): KnownVersion => ({
+  version: link.state.version,
+  bytes: new TextEncoder().encode(JSON.stringify(link.record)),
+});
 
 export interface RotationInput {
   /** The chain in the store (empty before the first rotation). */

@@ -54,6 +54,9 @@ export const sealOutput = (meta: OutputMeta, output: Uint8Array, adminKeys: Uint
   return new TextEncoder().encode(JSON.stringify({ ...body, sig: b64(sig) }));
 };
 
+// Signed by the node, which is untrusted all the same: a field `logs` prints must have the type it prints as.
+const optional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || v === null || ok(v);
+
 const parseBody = (bytes: Uint8Array): { body: OutputBody; sig: Uint8Array } => {
   if (bytes.length > MAX_OUTPUT_RECORD_BYTES) throw malformed(`${bytes.length} bytes, over ${MAX_OUTPUT_RECORD_BYTES}`);
   let doc: Record<string, unknown>;
@@ -70,7 +73,10 @@ const parseBody = (bytes: Uint8Array): { body: OutputBody; sig: Uint8Array } => 
     typeof sig === "string" &&
     typeof body.host === "string" &&
     Number.isSafeInteger(body.id) &&
-    typeof body.at === "number" &&
+    Number.isSafeInteger(body.at) &&
+    optional(body.failure_reason, (v) => typeof v === "string") &&
+    optional(body.exit_code, Number.isSafeInteger) &&
+    optional(body.failed_step, Number.isSafeInteger) &&
     typeof body.nonce === "string" &&
     typeof body.ct === "string" &&
     typeof body.keys === "object" &&

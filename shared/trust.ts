@@ -161,6 +161,14 @@ export const verifyRotation = (current: TrustState, record: SignedTrust): TrustS
   return { version: doc.version, trust: next, expires: doc.expires };
 };
 
+/**
+ * The ids of the keys of `keys` whose signature on a trust record verifies: what a record's `sigs`
+ * claims is store content (an entry with any key_id may be appended to a valid record), never shown as is.
+ */
+export const trustSigners = (record: SignedTrust, keys: Map<string, Uint8Array>): string[] => [
+  ...validSigners(TRUST_DOMAIN, record.trust, record.sigs, keys),
+];
+
 /** A version-1 document (the root) is self-signed: its own threshold of its own keys. */
 export const verifyRoot = (record: SignedTrust): TrustState => {
   if (record.trust.version !== 1) throw new FleetplanError("trust_version", `the root is version 1, not ${record.trust.version}`);

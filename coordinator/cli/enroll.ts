@@ -1,6 +1,7 @@
 import { formatTable } from "../../shared/cli.ts";
 import type { CliIo } from "../../shared/cli.ts";
 import { FleetplanError } from "../../shared/errors.ts";
+import { printableLine } from "../../shared/printable.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb } from "../db.ts";
@@ -36,22 +37,24 @@ const printPending = (rows: PendingRow[], json: boolean, io: CliIo): void => {
   io.stdout(
     formatTable(
       ["host", "fingerprint", "hostname", "version", "os", "kernel", "arch", "age", "signature"],
-      rows.map((r) => [
-        r.host,
-        r.fingerprint,
-        r.hostname,
-        r.version,
-        r.facts?.os ?? null,
-        r.facts?.kernel ?? null,
-        r.facts?.arch ?? null,
-        age(r.age_s),
-        verdict(r),
-      ]),
+      rows.map((r) =>
+        [
+          r.host,
+          r.fingerprint,
+          r.hostname,
+          r.version,
+          r.facts?.os ?? null,
+          r.facts?.kernel ?? null,
+          r.facts?.arch ?? null,
+          age(r.age_s),
+          verdict(r),
+        ].map((cell) => (cell === null ? null : printableLine(cell))),
+      ),
     ),
   );
   for (const r of rows.filter((x) => x.state === "key_conflict")) {
     const announced = r.fingerprint ?? "an unreadable key";
-    io.stderr(`warning: ${r.host} is in the inventory with node key ${r.inventory_key_id}, but announces ${announced}\n`);
+    io.stderr(`warning: ${printableLine(r.host)} is in the inventory with node key ${r.inventory_key_id}, but announces ${announced}\n`);
   }
 };
 

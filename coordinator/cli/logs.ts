@@ -7,6 +7,7 @@ import { loadAdminKey } from "../../shared/key-files.ts";
 import type { Logger } from "../../shared/log.ts";
 import { openOutput } from "../../shared/output-seal.ts";
 import type { OutputMeta } from "../../shared/output-seal.ts";
+import { printableLine, printableText } from "../../shared/printable.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import type { AdminKeyPair, PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
@@ -65,7 +66,7 @@ const parseId = (text: string | undefined): number | null => {
 const describe = (o: OpenedOutput): string => {
   const step = o.failed_step === null ? "before any step (files)" : `step ${o.failed_step + 1}`;
   const exit = o.exit_code === null ? "" : `, exit code ${o.exit_code}`;
-  return `${o.host} id ${o.id} failed ${new Date(o.at).toISOString()}: ${o.failure_reason ?? "failed"} at ${step}${exit}`;
+  return `${o.host} id ${o.id} failed ${new Date(o.at).toISOString()}: ${printableLine(o.failure_reason ?? "failed")} at ${step}${exit}`;
 };
 
 /** `fleetplan logs HOST [--id N]`: fetch, verify, open and print; --json gives one object. */
@@ -97,6 +98,7 @@ export const logsCommand = async (
   const opened = pickOutput(records, host, identityKey, admins, id);
   const text = new TextDecoder().decode(opened.output);
   if (config.json) io.stdout(`${JSON.stringify({ ...opened, at: new Date(opened.at).toISOString(), output: text })}\n`);
-  else io.stdout(`${describe(opened)}\n${text}${text.endsWith("\n") || text === "" ? "" : "\n"}`);
+  // The node is untrusted and its output reaches the operator's terminal: control characters are shown, never obeyed.
+  else io.stdout(`${describe(opened)}\n${printableText(text)}${text.endsWith("\n") || text === "" ? "" : "\n"}`);
   return 0;
 };

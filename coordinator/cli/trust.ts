@@ -1,4 +1,5 @@
 // `fleetplan trust rotate` and `fleetplan trust show`: the signed trust chain agents fetch from the store.
+import { existsSync } from "node:fs";
 import type { CliIo } from "../../shared/cli.ts";
 import { parseCountFlag } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
@@ -7,10 +8,13 @@ import { readTextFile } from "../../shared/files.ts";
 import { loadAdminKey, loadTrust } from "../../shared/key-files.ts";
 import { keyIdOf, KeyType, parseKey } from "../../shared/keys.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
+import { trustSigners } from "../../shared/trust.ts";
 import { sideKey } from "../../shared/trust-layout.ts";
 import type { CoordinatorConfig } from "../config.ts";
-import { planRotation, readTrustChain } from "../trust-chain.ts";
+import type { CoordinatorDb } from "../db.ts";
+import { knownOf, missingLinks, planRotation, readTrustChain } from "../trust-chain.ts";
 import type { ChainLink } from "../trust-chain.ts";
+import { openTrustDb } from "../trust-db.ts";
 import { openSideStore } from "../trust-store.ts";
 
 export interface TrustFlags {
@@ -30,19 +34,26 @@ const publicKeyArg = (flag: string, value: string): Uint8Array => {
 /** `--remove` takes a key id (16 hex digits) too: a stolen key's public file may be gone. */
 const removedId = (value: string): string => (/^[0-9a-f]{16}$/.test(value) ? value : keyIdOf(publicKeyArg("--remove", value)));
 
-const describe = (link: ChainLink) => ({
+// Signers are the keys of the previous and this version whose signature verifies, never the record's claims.
+const describe = (link: ChainLink, previous: ChainLink | undefined) => ({
   version: link.state.version,
   threshold: link.state.trust.threshold,
   key_ids: [...link.state.trust.keys.keys()],
   expires: new Date(link.record.trust.expires).toISOString(),
-  signer_ids: link.record.sigs.map((s) => s.key_id),
+  signer_ids: trustSigners(link.record, new Map([...(previous?.state.trust.keys ?? []), ...link.state.trust.keys])),
 });
 
 const line = (d: ReturnType<typeof describe>): string =>
   `version ${d.version}: ${d.threshold} of ${d.key_ids.join(", ")}; adoptable until ${d.expires}; signed by ${d.signer_ids.join(", ")}\n`;
 
-/** `trust rotate`: publish version N+1 (and version 1 from --root on the first rotation). */
-const rotate = async (flags: TrustFlags, config: CoordinatorConfig, io: CliIo): Promise<number> => {
+/** The versions the coordinator database knows (none without a database): what the store may not have lost. */
+type TrustMemory = ReturnType<typeof openTrustDb> | null;
+
+/**
+ * `trust rotate`: publish version N+1 (and version 1 from --root on the first rotation); versions the
+ * database knows but the store lost are published again first, so the rotation builds on the newest set.
+ */
+const rotate = async (flags: TrustFlags, config: CoordinatorConfig, io: CliIo, memory: TrustMemory): Promise<number> => {
   if (flags.root === undefined) {
     throw new FleetplanError(
       "invalid_argument",
@@ -62,11 +73,20 @@ const rotate = async (flags: TrustFlags, config: CoordinatorConfig, io: CliIo): 
   };
   const side = await openSideStore(config.store);
   try {
-    const chain = await readTrustChain(side, config.store);
-    const records = planRotation({ ...input, chain });
-    for (const r of records) await side.create(sideKey(config.store, { kind: "trust", version: r.version }), r.bytes);
+    const stored = await readTrustChain(side, config.store);
+    const restored = missingLinks(stored, memory?.known() ?? []);
+    const chain = [...stored, ...restored];
+    const records = [...restored, ...planRotation({ ...input, chain })];
+    memory?.remember(stored.map(knownOf), Date.now());
+    for (const r of records) {
+      await side.create(sideKey(config.store, { kind: "trust", version: r.version }), r.bytes);
+      memory?.remember([r], Date.now());
+    }
     const last = records.at(-1)!.state;
     const keyIds = [...last.trust.keys.keys()];
+    if (restored.length > 0 && !config.json) {
+      io.stderr(`warning: trust version(s) ${restored.map((r) => r.version).join(", ")} were missing from the store: published again\n`);
+    }
     const value = { published: records.map((r) => r.version), version: last.version, key_ids: keyIds, threshold: last.trust.threshold };
     io.stdout(
       config.json
@@ -80,11 +100,20 @@ const rotate = async (flags: TrustFlags, config: CoordinatorConfig, io: CliIo): 
   }
 };
 
-/** `trust show`: every version in the store, verified link by link. */
-const show = async (config: CoordinatorConfig, io: CliIo): Promise<number> => {
+/** `trust show`: every version in the store, verified link by link; a version the store lost is named. */
+const show = async (config: CoordinatorConfig, io: CliIo, memory: TrustMemory): Promise<number> => {
   const side = await openSideStore(config.store);
   try {
-    const versions = (await readTrustChain(side, config.store)).map(describe);
+    const chain = await readTrustChain(side, config.store);
+    const lost = missingLinks(chain, memory?.known() ?? []).map((l) => l.version);
+    memory?.remember(chain.map(knownOf), Date.now());
+    if (lost.length > 0) {
+      io.stderr(
+        `warning: trust version(s) ${lost.join(", ")} are known to this coordinator's database but missing from the store ` +
+          "(deleted?): the next `fleetplan trust rotate` publishes them again\n",
+      );
+    }
+    const versions = chain.map((link, i) => describe(link, chain[i - 1]));
     if (config.json) io.stdout(`${JSON.stringify({ ok: true, versions })}\n`);
     else if (versions.length === 0) io.stdout("no trust rotation in the store: agents use their trust file (version 1)\n");
     else io.stdout(versions.map(line).join(""));
@@ -94,9 +123,20 @@ const show = async (config: CoordinatorConfig, io: CliIo): Promise<number> => {
   }
 };
 
-/** `trust rotate ...` or `trust show`. */
-export const trustCommand = async (args: string[], flags: TrustFlags, config: CoordinatorConfig, io: CliIo): Promise<number> => {
+/** `trust rotate ...` or `trust show`; `openDb` opens the coordinator database, used when it exists. */
+export const trustCommand = async (
+  args: string[],
+  flags: TrustFlags,
+  config: CoordinatorConfig,
+  io: CliIo,
+  openDb?: () => Promise<CoordinatorDb>,
+): Promise<number> => {
   await sodiumReady();
-  if (args[0] === "rotate") return rotate(flags, config, io);
-  return show(config, io);
+  const db = openDb && existsSync(config.db) ? await openDb() : null;
+  try {
+    const memory = db === null ? null : openTrustDb(db.sqlite);
+    return await (args[0] === "rotate" ? rotate(flags, config, io, memory) : show(config, io, memory));
+  } finally {
+    db?.close();
+  }
 };

@@ -14,8 +14,9 @@ import { readPrivateBytes } from "../../shared/files.ts";
 import { natsConnectOptions } from "../../shared/nats-options.ts";
 import { CONSUL_PREFIX, describeStore } from "../../shared/store-config.ts";
 import { kvStream, kvSubject, logsBucket } from "../../shared/store-layout.ts";
-import { consulFreshKey, freshKey } from "../../shared/trust-layout.ts";
+import { consulFreshKey, freshKey, isReservedHost } from "../../shared/trust-layout.ts";
 import type { StoreConfig } from "../../shared/types.ts";
+import { isValidHostname } from "../../shared/wire.ts";
 
 /** One purged key: where it was, and how many stored values went (NATS; null on Consul, which does not say). */
 export interface PurgedKey {
@@ -84,10 +85,24 @@ const purgeConsul = async (config: StoreConfig, host: string): Promise<PurgedKey
   }
 };
 
+/**
+ * A purge filter is a NATS subject and a Consul path: `*` or `>` would match every host's key, `_trust.N`
+ * a trust version, `..` or `/` another prefix. Only a name the inventory could hold is purged (pure).
+ */
+export const checkPurgeHost = (host: string): string => {
+  if (isValidHostname(host) && !isReservedHost(host)) return host;
+  throw new FleetplanError(
+    "invalid_argument",
+    `${JSON.stringify(host)} is not a host name the inventory can hold (letters, digits, _ . -; not _trust. or _fresh.): nothing purged`,
+  );
+};
+
 /** Remove every key of `host` from the store; store_unavailable when it cannot be reached (nothing is half-claimed). */
-export const purgeHostKeys = async (config: StoreConfig, host: string): Promise<PurgedKey[]> =>
-  (config.kind === "consul" ? purgeConsul(config, host) : purgeNats(config, host)).catch((error: unknown) => {
+export const purgeHostKeys = async (config: StoreConfig, host: string): Promise<PurgedKey[]> => {
+  checkPurgeHost(host);
+  return (config.kind === "consul" ? purgeConsul(config, host) : purgeNats(config, host)).catch((error: unknown) => {
     if (error instanceof FleetplanError) throw error;
     const why = `purge of ${host} on ${describeStore(config)}: ${(error as Error).message}`;
     throw new FleetplanError("store_unavailable", why, { cause: error });
   });
+};
