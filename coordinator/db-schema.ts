@@ -1,8 +1,10 @@
 import type Database from "better-sqlite3";
 import { FleetplanError } from "../shared/errors.ts";
 import type { HistoryRow, ServerRow } from "./db.ts";
+import { leaseMigration } from "./rollout/lease.ts";
 import { rolloutMigration } from "./rollout/schema.ts";
 import { stagingMigration } from "./staging-db.ts";
+import { trustVersionsMigration } from "./trust-db.ts";
 
 // The coordinator's schema, versioned by PRAGMA user_version: migration N (1-based) brings a
 // database from version N-1 to N. Append new migrations; never edit a released one.
@@ -88,6 +90,10 @@ export const MIGRATIONS: readonly Migration[] = [
     `),
   // Staged changes of the two-person rule (push --stage, approve): envelopes kept unpublished.
   stagingMigration,
+  // Rollout leases: one coordinator process drives a rollout at a time (pid, start time, host name).
+  leaseMigration,
+  // Trust versions published or read (trust rotate, trust show): versions deleted from the store are published again.
+  trustVersionsMigration,
 ];
 
 const schemaVersion = (db: Database.Database): number => db.pragma("user_version", { simple: true }) as number;

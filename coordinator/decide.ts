@@ -3,18 +3,41 @@ import type { TrustSet } from "../shared/types.ts";
 import type { Expected } from "./db.ts";
 
 /** What push does with one target, and why. */
-export type Decision = { action: "push"; reason: "new" | "changed" | "not_converged" | "forced" } | { action: "skip"; reason: "converged" };
+export type Decision =
+  | { action: "push"; reason: "new" | "changed" | "not_converged" | "drifted" | "forced" }
+  | { action: "skip"; reason: "converged" };
+
+/** The targets' verdicts before a push: converged hosts, and hosts whose applied files drifted (their own decision reason). */
+export interface TargetStates {
+  converged: ReadonlySet<string>;
+  drifted: ReadonlySet<string>;
+}
+
+/** TargetStates from status rows (verdict.ts verdicts), or from a plain set of converged hosts. */
+export const targetStates = (from: ReadonlySet<string> | readonly { host: string; verdict: string }[]): TargetStates => {
+  if (!Array.isArray(from)) return { converged: from as ReadonlySet<string>, drifted: new Set() };
+  const hosts = (verdict: string) => new Set(from.filter((r) => r.verdict === verdict).map((r) => r.host));
+  return { converged: hosts("converged"), drifted: hosts("drifted") };
+};
 
 /**
  * Skip a target only when it already converged on exactly this plan hash; anything else —
  * never pushed, different plan, not converged, --force — gets a new id. A host whose files
- * drifted, or that rebooted, is not converged (verdict.ts), so the same plan re-asserts it.
+ * drifted is pushed as `drifted` (the same plan re-asserts it); one that rebooted, failed or is
+ * pending is `not_converged` (verdict.ts).
  */
-export const decideTarget = (planHash: string, expected: Expected | undefined, converged: boolean, force: boolean): Decision => {
+export const decideTarget = (
+  planHash: string,
+  expected: Expected | undefined,
+  converged: boolean,
+  force: boolean,
+  drifted = false,
+): Decision => {
   if (force) return { action: "push", reason: "forced" };
   if (!expected) return { action: "push", reason: "new" };
   if (expected.planHash !== planHash) return { action: "push", reason: "changed" };
-  return converged ? { action: "skip", reason: "converged" } : { action: "push", reason: "not_converged" };
+  if (converged) return { action: "skip", reason: "converged" };
+  return { action: "push", reason: drifted ? "drifted" : "not_converged" };
 };
 
 /**

@@ -3,7 +3,8 @@ import { mapLimit } from "../shared/pool.ts";
 import type { Logger } from "../shared/log.ts";
 import type { AdminKeyPair, PlanStore, PutResult } from "../shared/types.ts";
 import type { CoordinatorDb, Delivered, ResultInput, ServerRow } from "./db.ts";
-import { decideTarget, keepNewer } from "./decide.ts";
+import { decideTarget, keepNewer, targetStates } from "./decide.ts";
+import type { TargetStates } from "./decide.ts";
 import { planBinder } from "./plan-binder.ts";
 import type { LoadedPlan } from "./plan-source.ts";
 import { planSaltKey } from "./plan-salt.ts";
@@ -81,8 +82,8 @@ export interface PushDeps {
   storeName: string;
   signers: AdminKeyPair[];
   now: () => Date;
-  /** Is `host` converged on its expected id and hash right now? */
-  converged: (hosts: ServerRow[]) => Promise<Set<string>>;
+  /** Which hosts converged on their expected id and hash right now (and, when known, which drifted from it)? */
+  converged: (hosts: ServerRow[]) => Promise<ReadonlySet<string> | TargetStates>;
   /** Day-0 delivery: pipe the envelope to `fleetplan-agent apply -` on the host. */
   deliverSsh?: (server: ServerRow, envelope: Uint8Array) => Promise<{ outcome: string; reason: string | null; message: string | null }>;
   emit: (event: PushEvent) => void;
@@ -142,7 +143,8 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
 const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, sealer: Sealer): Promise<PushSummary> => {
   const { db } = deps;
   const expected = db.expected();
-  const converged = req.force ? new Set<string>() : await deps.converged(req.targets);
+  const states = req.force ? targetStates(new Set()) : await deps.converged(req.targets);
+  const { converged, drifted } = "drifted" in states ? states : targetStates(states);
   const pushId = req.dryRun
     ? null
     : db.startPush({ store: deps.storeName, dryRun: false, force: req.force, operator: deps.operator, at: deps.now().getTime() });
@@ -194,7 +196,8 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
     const loaded = req.plans.get(server.host)!;
     const bind = binders.get(loaded) ?? binders.set(loaded, planBinder(loaded.plan, saltKey)).get(loaded)!;
     const plan = (bound[i] = bind(server.host));
-    const decision = decideTarget(plan.hash, expected.get(server.host), converged.has(server.host), req.force);
+    const host = server.host;
+    const decision = decideTarget(plan.hash, expected.get(host), converged.has(host), req.force, drifted.has(host));
     Object.assign(r, { action: decision.action, decision: decision.reason, plan_hash: plan.hash });
     if (decision.action === "push") return true;
     Object.assign(r, { id: expected.get(server.host)!.id, outcome: "skipped" });

@@ -73,6 +73,7 @@ export const openStagingDb = (db: Database.Database) => {
     setEnvelope: db.prepare("UPDATE staged_envelopes SET envelope = ? WHERE staged_id = ? AND host = ?"),
     setSigners: db.prepare("UPDATE staged SET signers = ? WHERE staged_id = ?"),
     close: db.prepare("UPDATE staged SET state = ?, closed_at = ? WHERE staged_id = ? AND state = 'staged'"),
+    discardRollout: db.prepare("UPDATE staged SET state = 'discarded', closed_at = ? WHERE rollout_id = ? AND state = 'staged'"),
   };
 
   const get = (id: number): StagedChange => {
@@ -103,6 +104,8 @@ export const openStagingDb = (db: Database.Database) => {
       cosign.immediate(id, envelopes, signers),
     /** approved or discarded; false when it was no longer staged (another approver or discard came first). */
     close: (id: number, state: Exclude<StagedState, "staged">, at: number): boolean => q.close.run(state, at, id).changes > 0,
+    /** An aborted rollout's change that still waits for approval is discarded with it. */
+    discardRollout: (rolloutId: number, at: number): number => q.discardRollout.run(at, rolloutId).changes,
   };
 };
 

@@ -222,8 +222,11 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   },
   "rollout resume": {
     usage: "rollout resume ID [--ssh-config FILE] [--remote-agent CMD]",
-    does: "Continues a paused rollout from its next wave.",
+    does:
+      "Continues a paused rollout from its next wave; refused (rollout_busy) while another process drives it. A staged " +
+      "rollout (push --waves --stage) resumes only once approved, and only with its threshold of --admin-key.",
     flags: [
+      ["--admin-key FILE", "repeat up to the trust threshold for a staged rollout (the key that staged it among them)"],
       ["--ssh-config FILE", "ssh_config for SSH targets"],
       ["--remote-agent CMD", "agent command on remote hosts"],
     ],

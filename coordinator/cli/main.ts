@@ -356,7 +356,8 @@ export const main = async (argv: string[], io: CliIo = processIo): Promise<numbe
         if (args[0] !== "admin" || !values.out) throw new FleetplanError("invalid_argument", "usage: fleetplan keygen admin --out DIR");
         return await (await import("./keys.ts")).adminKeygen(values.out, config, io);
       case "trust":
-        if (args[0] !== undefined) return await (await import("./trust.ts")).trustCommand(args, values, config, io);
+        if (args[0] !== undefined)
+          return await (await import("./trust.ts")).trustCommand(args, values, config, io, () => openDatabase(config.db, false));
         return await (await import("./keys.ts")).printTrust(config, values.threshold, io);
       case "seal":
         return await (await import("./keys.ts")).seal(values, config, io);

@@ -12,6 +12,7 @@ import type { PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { loadPlanDir, loadPlanFile, strayPlanFiles } from "../plan-source.ts";
+import { targetStates } from "../decide.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { push } from "../push.ts";
@@ -221,8 +222,8 @@ export const pushCommand = async (
         operator: userInfo().username,
         store: openOnce,
         converged: async (servers) => {
-          const rows = await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) });
-          return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
+          // Drifted hosts are pushed with their own decision, `drifted`.
+          return targetStates(await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) }));
         },
         deliverSsh: createSshDelivery({
           logger,

@@ -4,12 +4,14 @@ import { ansiOn, ExitCode, formatTable } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { FleetplanError } from "../../shared/errors.ts";
 import { loadAdminKey } from "../../shared/key-files.ts";
+import { parseTrust } from "../../shared/keys.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import { describeStore } from "../../shared/store-config.ts";
 import type { AdminKeyPair, PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
+import { targetStates } from "../decide.ts";
 import type { LoadedPlan } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { push } from "../push.ts";
@@ -19,10 +21,13 @@ import { openRolloutDb } from "../rollout/db.ts";
 import { planVault } from "../rollout/plan-vault.ts";
 import type { RolloutDb } from "../rollout/db.ts";
 import { evaluateGate } from "../rollout/gate.ts";
+import { takeLease } from "../rollout/lease.ts";
+import { checkStagedResume } from "../rollout/staged-resume.ts";
 import { revertRollout, runRollout } from "../rollout/run.ts";
 import type { RolloutDeps, RolloutEvent } from "../rollout/run.ts";
 import type { Rollout, RolloutOptions } from "../rollout/types.ts";
 import { batchEnds, orderTargets, parseAmount, parseWaves, waveEnds } from "../rollout/waves.ts";
+import { openStagingDb } from "../staging-db.ts";
 import { createSshDelivery } from "../store/ssh.ts";
 import { openStore } from "../store/select.ts";
 import { fleetStatus } from "./status.ts";
@@ -169,19 +174,19 @@ export const drive = async (
   const signers = config.adminKeys.map(loadAdminKey);
   const rollouts = sealed ? { ...rolloutsOf(db), plans: () => new Map<string, LoadedPlan>() } : rolloutsOf(db, signers);
   const options = rollouts.get(id).options;
+  // One driver at a time: refused (rollout_busy) while another live process drives this rollout.
+  const release = takeLease(db.sqlite, id);
   let store: Promise<PlanStore> | null = null;
   const openOnce = () => (store ??= openStore(config.store, logger));
   const emit = createOutput(config.json, io);
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
   process.once("SIGINT", onSigint);
-  const converged = async (servers: ServerRow[]) => {
-    const rows = await fleetStatus(db, servers, {
-      maxAgeMs: options.maxAgeMs,
-      ...(options.prometheus && { prometheus: options.prometheus }),
-    });
-    return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
-  };
+  const statesOf = async (servers: ServerRow[]) =>
+    targetStates(
+      await fleetStatus(db, servers, { maxAgeMs: options.maxAgeMs, ...(options.prometheus && { prometheus: options.prometheus }) }),
+    );
+  const converged = async (servers: ServerRow[]) => new Set((await statesOf(servers)).converged);
   try {
     await action(id, {
       db,
@@ -201,7 +206,7 @@ export const drive = async (
           now: () => new Date(),
           operator: userInfo().username,
           store: openOnce,
-          converged,
+          converged: statesOf,
           deliverSsh: createSshDelivery({
             logger,
             ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
@@ -222,7 +227,23 @@ export const drive = async (
   } finally {
     process.removeListener("SIGINT", onSigint);
     if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    release();
   }
+};
+
+/**
+ * `rollout resume ID`: a rollout staged with `push --waves --stage` resumes only once approved, and only with the
+ * threshold of admin keys recorded with it (the stager's first: its plans are sealed to that key); others as they are.
+ */
+const resumeConfig = async (id: number, config: CoordinatorConfig, db: CoordinatorDb): Promise<CoordinatorConfig> => {
+  const change = openStagingDb(db.sqlite)
+    .list(true)
+    .find((c) => c.rolloutId === id);
+  if (change === undefined) return config;
+  await sodiumReady();
+  const keys = config.adminKeys.map(loadAdminKey);
+  const ordered = checkStagedResume(id, change, parseTrust(change.trust, `trust set of rollout ${id}`), keys);
+  return { ...config, adminKeys: ordered.map((k) => config.adminKeys[keys.indexOf(k)]!) };
 };
 
 /** Print a rollout's record and per-host outcomes (`rollout show`, and at the end of a run). */
@@ -345,26 +366,36 @@ export const rolloutCommand = async (
     case "show":
       printRollout(rollouts.get(idOf()), rollouts, config.json, io);
       return 0;
-    case "resume":
-      return drive(idOf(), config, db, logger, io, flags);
+    case "resume": {
+      const id = idOf();
+      return drive(id, await resumeConfig(id, config, db), db, logger, io, flags);
+    }
     case "abort": {
-      const r = rollouts.get(idOf());
-      if (r.state !== "running" && r.state !== "paused") {
-        throw new FleetplanError("conflict", `rollout ${r.id} is ${r.state}; only a running or paused rollout can be aborted`);
+      const id = idOf();
+      // Not while another process drives it; a driver that is gone (killed mid-wave) is taken over.
+      const release = takeLease(db.sqlite, id);
+      try {
+        const r = rollouts.get(id);
+        if (r.state !== "running" && r.state !== "paused") {
+          throw new FleetplanError("conflict", `rollout ${r.id} is ${r.state}; only a running or paused rollout can be aborted`);
+        }
+        rollouts.setState(r.id, "aborted", r.wave, r.reason ?? "aborted by the operator", Date.now());
+        openStagingDb(db.sqlite).discardRollout(r.id, Date.now());
+        // A rollout that reverts on failure reverts when aborted too (a paused one already did), unless --no-revert.
+        if (r.options.revertOnFailure && r.revert === null && !flags["no-revert"]) {
+          if (!config.json)
+            io.stderr(`rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; reverting (--no-revert keeps what hosts have)\n`);
+          return await drive(r.id, config, db, logger, io, flags, undefined, revertRollout);
+        }
+        io.stdout(
+          config.json
+            ? `${JSON.stringify({ ok: true, rollout: r.id, state: "aborted" })}\n`
+            : `rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; hosts keep what they have\n`,
+        );
+        return 0;
+      } finally {
+        release();
       }
-      rollouts.setState(r.id, "aborted", r.wave, r.reason ?? "aborted by the operator", Date.now());
-      // A rollout that reverts on failure reverts when aborted too (a paused one already did), unless --no-revert.
-      if (r.options.revertOnFailure && r.revert === null && !flags["no-revert"]) {
-        if (!config.json)
-          io.stderr(`rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; reverting (--no-revert keeps what hosts have)\n`);
-        return drive(r.id, config, db, logger, io, flags, undefined, revertRollout);
-      }
-      io.stdout(
-        config.json
-          ? `${JSON.stringify({ ok: true, rollout: r.id, state: "aborted" })}\n`
-          : `rollout ${r.id} aborted at wave ${r.wave + 1}/${r.ends.length}; hosts keep what they have\n`,
-      );
-      return 0;
     }
     default:
       throw new FleetplanError(

@@ -12,6 +12,7 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import { describeStore } from "../../shared/store-config.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
+import { targetStates } from "../decide.ts";
 import type { LoadedPlan } from "../plan-source.ts";
 import { push } from "../push.ts";
 import { openStagingDb } from "../staging-db.ts";
@@ -94,13 +95,10 @@ export const stagePush = async (input: StageInput, config: CoordinatorConfig, db
       now: () => new Date(),
       operator: userInfo().username,
       store: () => Promise.reject(new FleetplanError("invalid_argument", "a staged push publishes nothing")),
-      converged: async (servers) => {
-        const rows = await fleetStatus(db, servers, {
-          maxAgeMs: input.maxAgeMs,
-          ...(input.prometheus && { prometheus: input.prometheus }),
-        });
-        return new Set(rows.filter((r) => r.verdict === "converged").map((r) => r.host));
-      },
+      converged: async (servers) =>
+        targetStates(
+          await fleetStatus(db, servers, { maxAgeMs: input.maxAgeMs, ...(input.prometheus && { prometheus: input.prometheus }) }),
+        ),
       stage: (r, envelope) => {
         const before = expected.get(r.host);
         staged.push({

@@ -107,7 +107,7 @@ describe("drift end to end", { timeout: 120_000 }, () => {
     const again = await push(manual);
     const target = again.targets[0]!;
     assert.equal(target.action, "push");
-    assert.equal(target.decision, "not_converged");
+    assert.equal(target.decision, "drifted");
     assert.equal(target.outcome, "succeeded");
     assert.ok(target.id! > first.targets[0]!.id!, "a new id");
     assert.equal(target.plan_hash, first.targets[0]!.plan_hash);
