@@ -49,14 +49,28 @@ export const groupAlive = (pgid: number): boolean => {
   return pids.some((pid) => /^\d+$/.test(pid) && inGroupAndRunning(pid, pgid));
 };
 
-/** SIGTERM the group, then SIGKILL whatever still runs after graceMs; resolves when it is over. */
+// A killed process dies when the kernel next schedules it: on a loaded machine, not at once. A
+// process stuck in uninterruptible I/O (D state) may take longer still; this bounds the wait.
+const KILL_SETTLE_MS = 2_000;
+
+/** Poll until the group is gone or `ms` have passed; true when it is gone. */
+const waitGone = async (pgid: number, ms: number): Promise<boolean> => {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+    if (!groupAlive(pgid)) return true;
+  }
+  return !groupAlive(pgid);
+};
+
+/**
+ * SIGTERM the group, then SIGKILL whatever still runs after graceMs; resolves when it is over
+ * (or KILL_SETTLE_MS after the SIGKILL, for a process the kernel cannot kill yet).
+ */
 export const terminateGroup = async (pgid: number, graceMs: number): Promise<void> => {
   if (!groupAlive(pgid)) return;
   signalGroup(pgid, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
-    if (!groupAlive(pgid)) return;
-  }
+  if (await waitGone(pgid, graceMs)) return;
   signalGroup(pgid, "SIGKILL");
+  await waitGone(pgid, KILL_SETTLE_MS);
 };
