@@ -5,11 +5,13 @@
 // the real push (coordinator/push.ts push(), as the CLI calls it, no agents) from its start to
 // every put acknowledged, with ratio = push_rate / min(seal_rate_all_cores, put_rate); then the same push again
 // (push_again), whose compare-and-set puts go on the revisions the first one left, with no read.
+// main_thread_busy_s: the time the push's main thread ran (event loop utilisation), the share it takes from the sealers.
 // Target: --hosts 10000 in ≤ 5 s, ratio ≥ 0.8. One JSON line per figure.
 // Run: npx tsx bench/push.ts [--hosts 10000] [--pool-min N] (N: seal-pool threshold, default PUSH_TUNING's)
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
@@ -127,6 +129,7 @@ try {
       const ms = Math.round(performance.now() - t);
       seen[event] = [seen[event]?.[0] ?? ms, ms];
     };
+    const busy = performance.eventLoopUtilization();
     t = performance.now();
     const summary = await push(
       {
@@ -153,6 +156,7 @@ try {
       },
     );
     const pushS = (performance.now() - t) / 1000;
+    const mainBusyS = performance.eventLoopUtilization(busy).active / 1000;
     await (await store).close();
     if (summary.counts.pushed !== hosts) throw new Error(`${figure}: ${JSON.stringify(summary.counts)}`);
     const pushRate = hosts / pushS;
@@ -167,6 +171,7 @@ try {
       ratio: round(pushRate / ceiling, 2),
       bound: sealAll < putRate ? "seal" : "put",
       seal_workers: hosts >= poolMin ? cores : 0,
+      main_thread_busy_s: round(mainBusyS, 2),
       first_last_ms: seen,
       via: "coordinator/push.ts push()",
     });

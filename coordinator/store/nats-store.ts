@@ -5,20 +5,23 @@ import type { KV } from "@nats-io/kv";
 import { FleetplanError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { natsConnectOptions } from "../../shared/nats-options.ts";
-import { withRetry, withTimeout } from "../../shared/retry.ts";
+import { withRetry } from "../../shared/retry.ts";
 import { PUT_CAS_ROUNDS } from "../../shared/store-config.ts";
 import { directGetSubject, kvSubject, logsBucket } from "../../shared/store-layout.ts";
 import type { PlanStore, PutResult, StatusRecord, StoreConfig } from "../../shared/types.ts";
 import { ensureStoreLayout } from "./nats-layout.ts";
+import { createReplyMux } from "./reply-mux.ts";
 
 // JetStream's answers to a put whose expected last sequence is not the key's (StreamWrongLastSequence[Unknown]).
 const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 
+const DECODER = new TextDecoder();
+
 /** A PubAck's stored sequence, or null when the compare-and-set lost (the key is not at the expected revision). */
-export const judgePubAck = (data: Uint8Array, host: string): number | null => {
+const judgePubAck = (data: Uint8Array, host: string): number | null => {
   let ack: { seq?: unknown; error?: { description?: string; err_code?: number } };
   try {
-    ack = JSON.parse(new TextDecoder().decode(data)) as typeof ack;
+    ack = JSON.parse(DECODER.decode(data)) as typeof ack;
   } catch {
     throw new FleetplanError("store_rejected", `put ${host}: the reply is not a JetStream PubAck`);
   }
@@ -69,14 +72,28 @@ export const createNatsStore = async (
     },
   );
 
+  // The puts' requests: one reply subscription, one timer for all (reply-mux.ts). A put attempt has a deadline;
+  // each of its requests waits at most the store timeout within it.
+  const mux = createReplyMux(nc, config.inboxPrefix, Math.max(10, Math.min(250, config.timeoutMs / 10)));
+  const attemptMs = 3 * config.timeoutMs + 1_000;
+  const request = (host: string, subject: string, data: Uint8Array, attemptEnd: number, h?: ReturnType<typeof headers>) => {
+    const timeoutEnd = performance.now() + config.timeoutMs;
+    const expired = () =>
+      timeoutEnd < attemptEnd
+        ? new Error(`no answer from NATS within ${config.timeoutMs} ms`)
+        : new FleetplanError("store_timeout", `put ${host} timed out after ${attemptMs} ms`);
+    return mux.request(subject, data, { ...(h && { headers: h }), deadline: Math.min(timeoutEnd, attemptEnd), expired });
+  };
+
   // The value a put judges. First a direct get: one request, and a missing key is a 404, not a JetStream API error
   // built per host. After a conflict, a get through the stream's leader, which a lagging follower cannot answer stale.
-  const readCurrent = async (host: string, round: number): Promise<{ revision: number; live: Uint8Array | null } | null> => {
+  type Current = { revision: number; live: Uint8Array | null } | null;
+  const readCurrent = async (host: string, round: number, attemptEnd: number): Promise<Current> => {
     if (round > 0) {
       const entry = await plans.get(host);
       return entry && { revision: entry.revision, live: entry.operation === "PUT" ? entry.value : null };
     }
-    const reply = await nc.request(directGetSubject(config.planBucket, host), Empty, { timeout: config.timeoutMs });
+    const reply = await request(host, directGetSubject(config.planBucket, host), Empty, attemptEnd);
     const h = reply.headers;
     if (h?.code === 404) return null;
     const revision = Number(h?.get("Nats-Sequence"));
@@ -89,10 +106,10 @@ export const createNatsStore = async (
 
   // A put on condition that the key is at `expected` (0: absent), as one plain request with JetStream's header:
   // null when it is not. Lighter on the main thread than nats.js's kv.update, which builds errors for async stacks.
-  const casPut = async (host: string, envelope: Uint8Array, expected: number): Promise<number | null> => {
+  const casPut = async (host: string, envelope: Uint8Array, expected: number, attemptEnd: number): Promise<number | null> => {
     const h = headers();
     h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
-    const reply = await nc.request(kvSubject(config.planBucket, host), envelope, { headers: h, timeout: config.timeoutMs });
+    const reply = await request(host, kvSubject(config.planBucket, host), envelope, attemptEnd, h);
     return judgePubAck(reply.data, host);
   };
 
@@ -102,17 +119,18 @@ export const createNatsStore = async (
   // else, a lost answer or a recreated bucket makes it read. Many run at once (push.ts): requests are pipelined.
   type Keep = ((current: Uint8Array) => string | null) | undefined;
   const putOnce = async (host: string, envelope: Uint8Array, keep: Keep, base?: Required<PutResult>): Promise<number> => {
+    const attemptEnd = performance.now() + attemptMs;
     if (base?.epoch === epoch) {
-      const revision = await casPut(host, envelope, base.revision);
+      const revision = await casPut(host, envelope, base.revision, attemptEnd);
       if (revision !== null) return revision;
     }
     for (let round = 0; round < PUT_CAS_ROUNDS; round++) {
-      const current = await readCurrent(host, round);
+      const current = await readCurrent(host, round, attemptEnd);
       // These very bytes (sealing is randomised): an earlier attempt landed and its answer was lost, e.g. to a leader change.
       if (current?.live && Buffer.from(current.live).equals(envelope)) return current.revision;
       const why = current?.live && keep ? keep(current.live) : null;
       if (why) throw new FleetplanError("superseded", `${host}: ${why}`);
-      const revision = await casPut(host, envelope, current?.revision ?? 0);
+      const revision = await casPut(host, envelope, current?.revision ?? 0, attemptEnd);
       if (revision !== null) return revision;
     }
     throw new FleetplanError(
@@ -122,9 +140,8 @@ export const createNatsStore = async (
   };
 
   // A put issued while the server is down hangs for the JetStream timeout and throws, even after
-  // a reconnect (docs/dependencies.md): bound each attempt and retry with jittered backoff.
-  // One attempt: a put on the base, a read and a put, and one more read and put after a conflict.
-  const attemptMs = 3 * config.timeoutMs + 1_000;
+  // a reconnect (docs/dependencies.md): each attempt is bounded (attemptMs, by the mux's deadlines) and retried with
+  // jittered backoff. One attempt: a put on the base, a read and a put, and one more read and put after a conflict.
   const put: PlanStore["put"] = async (host, envelope, keep, base) => {
     if (envelope.length > maxPayload - 4096) {
       throw new FleetplanError(
@@ -133,12 +150,7 @@ export const createNatsStore = async (
       );
     }
     const revision = await withRetry(
-      () =>
-        withTimeout(
-          putOnce(host, envelope, keep, base),
-          attemptMs,
-          () => new FleetplanError("store_timeout", `put ${host} timed out after ${attemptMs} ms`),
-        ),
+      () => putOnce(host, envelope, keep, base),
       // Retried for a time budget, not a count: a cluster electing a new leader refuses puts for seconds.
       {
         attempts: opts.attempts ?? Infinity,
@@ -214,6 +226,7 @@ export const createNatsStore = async (
     watchStatuses,
     outputs,
     close: async () => {
+      mux.close();
       await nc.drain().catch(() => nc.close());
     },
   };
