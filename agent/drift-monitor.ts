@@ -7,6 +7,7 @@ import type { DriftReport } from "./drift.ts";
 import type { Ledger } from "./ledger.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
+/** What the drift monitor reads and reports to, passed in so tests can supply their own. */
 export interface DriftMonitorDeps {
   ledger: Ledger;
   metrics: AgentMetrics;

@@ -32,8 +32,10 @@ export type Observed =
   | { kind: "too_large"; size: number }
   | { kind: "file"; sha256: string; mode: number; uid: number; gid: number };
 
+/** How a file differs from what the last run wrote: stable words in drift reports. */
 export type DriftProblem = "missing" | "not_a_file" | "unreadable" | "content" | "mode" | "owner" | "group";
 
+/** One drifted file, so the report names the path and every way it differs. */
 export interface FileDrift {
   path: string;
   drifted: boolean;
@@ -42,6 +44,7 @@ export interface FileDrift {
   detail: string;
 }
 
+/** One drift check's result, for the drift metric and on-demand checks. */
 export interface DriftReport {
   /** unix ms */
   checkedAt: number;

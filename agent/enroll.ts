@@ -21,7 +21,7 @@ import { readBootTime } from "./boot-time.ts";
 import { putRecord } from "./store/nats-direct.ts";
 
 /** The distribution's PRETTY_NAME from os-release (else the kernel's name): what the operator reads in `server pending`. */
-export const readOsName = (osRelease = "/etc/os-release"): string => {
+const readOsName = (osRelease = "/etc/os-release"): string => {
   try {
     const match = /^PRETTY_NAME=("?)(.*)\1$/m.exec(readFileSync(osRelease, "utf8"));
     if (match?.[2]) return match[2].slice(0, 200);

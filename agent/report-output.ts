@@ -6,6 +6,7 @@ import type { AgentStatus, NodeKeyPair, PlanFeed, TrustSet } from "../shared/typ
 import { readRunLogTail } from "./executor/run-log.ts";
 import type { RunOutcome } from "./executor.ts";
 
+/** The failure fields a status record carries, all present together or not at all. */
 export type FailureFields = Required<Pick<AgentStatus, "failure_reason" | "exit_code" | "failed_step">>;
 
 /** The status fields of a failed run (pure): its stable reason, the failing step's exit code and index. */
@@ -25,6 +26,7 @@ export const failureFields = (outcome: Pick<RunOutcome, "result" | "reason" | "s
   return { failure_reason: outcome.reason ?? fromStep, exit_code: step?.exitCode ?? null, failed_step: step?.index ?? null };
 };
 
+/** What the output reporter needs, passed in so tests can supply their own feed and keys. */
 export interface OutputReporterDeps {
   feed: PlanFeed | null;
   host: string;

@@ -15,6 +15,7 @@ import type { PlanFeed, StoreConfig, TrustSet } from "../shared/types.ts";
 /** Rotations walked in one refresh at most (TUF's max_root_rotations): a flood of versions cannot hold the agent. */
 const MAX_ROTATIONS = 256;
 
+/** The trust set in force, kept current as rotations arrive, so verifiers never read a stale one. */
 export interface TrustKeeper {
   /** The trust set envelopes and freshness records are verified with. */
   current(): TrustSet;

@@ -3,7 +3,7 @@
 import type { ServerRow } from "./db.ts";
 
 /** One probe answers within this long, or counts as a miss. */
-export const PROBE_TIMEOUT_MS = 1_000;
+const PROBE_TIMEOUT_MS = 1_000;
 
 /** A probe per host with a metrics URL: true (answered), false (unreachable); hosts without one are never probed (null). */
 export const createMetricsProbe = (servers: Pick<ServerRow, "host" | "metricsUrl">[], timeoutMs = PROBE_TIMEOUT_MS) => {

@@ -21,6 +21,7 @@ export interface StoredAnnouncement {
 /** `pending`: not in the inventory; `accepted`: in it with this very key; `key_conflict`: in it with another key. */
 export type EnrollState = "pending" | "accepted" | "key_conflict";
 
+/** One announcement as `server pending` shows it, decided before anything is printed. */
 export interface PendingRow {
   host: string;
   /** The announced node key's id (`fleetplan-agent pubkey` prints it on the node); null when unreadable. */
@@ -44,7 +45,7 @@ const stateOf = (key: NodePublicKey | null, row: ServerRow | undefined): EnrollS
 };
 
 /** One row of `server pending` for a stored announcement (signature verified against its own key). */
-export const pendingRow = (stored: StoredAnnouncement, inventory: ReadonlyMap<string, ServerRow>, now: number): PendingRow => {
+const pendingRow = (stored: StoredAnnouncement, inventory: ReadonlyMap<string, ServerRow>, now: number): PendingRow => {
   const parsed = parseAnnouncement(stored.value, stored.key);
   const a: Announcement | null = parsed.announcement;
   const row = inventory.get(stored.key);

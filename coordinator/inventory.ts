@@ -186,7 +186,7 @@ const checkServer = (
  * One node key on several hosts: each would decrypt the others' plans and could sign their
  * status. Every host of `rows` whose key another host (in `rows` or `inventory`) has; empty when none.
  */
-export const sharedKeyProblems = (rows: readonly ServerRow[], inventory: readonly ServerRow[]): string[] => {
+const sharedKeyProblems = (rows: readonly ServerRow[], inventory: readonly ServerRow[]): string[] => {
   const holders = new Map<string, string[]>();
   const changed = new Set(rows.map((r) => r.host));
   for (const r of [...inventory.filter((s) => !changed.has(s.host)), ...rows]) {

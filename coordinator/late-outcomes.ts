@@ -6,7 +6,7 @@ import { outcomeFromStatus } from "./decide.ts";
 import { failureOf } from "./status-evidence.ts";
 
 /** Outcomes of a wait that ended without the host's word: a later status may still settle them. */
-const UNSETTLED = new Set(["timeout", "wait_interrupted", "agent_down"]);
+export const UNSETTLED = new Set(["timeout", "wait_interrupted", "agent_down"]);
 
 /** The row to append for `last` (the host's newest history row) given its believed status, or null (pure). */
 export const lateOutcome = (last: HistoryRow | undefined, status: AgentStatus, now: number): ResultInput | null => {

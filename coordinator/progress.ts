@@ -3,7 +3,7 @@ import type { PushEvent } from "./push.ts";
 
 const BAR = 24;
 /** How often a TTY progress line is redrawn without events, so it never looks frozen. */
-export const REDRAW_MS = 1_000;
+const REDRAW_MS = 1_000;
 
 /** `  (reason: message)` of a target or event for text output, so a failure says why; empty when neither is set. */
 export const outcomeDetail = (t: { reason: string | null; message: string | null }): string => {

@@ -108,5 +108,3 @@ export const openStagingDb = (db: Database.Database) => {
     discardRollout: (rolloutId: number, at: number): number => q.discardRollout.run(at, rolloutId).changes,
   };
 };
-
-export type StagingDb = ReturnType<typeof openStagingDb>;

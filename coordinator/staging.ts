@@ -18,6 +18,7 @@ export interface StagedEnvelope {
   envelope: Uint8Array;
 }
 
+/** A staged change is staged until approved (published) or discarded; a closed one never reopens. */
 export type StagedState = "staged" | "approved" | "discarded";
 
 /** A staged change: envelopes signed by fewer admins than the trust threshold, not yet published. */

@@ -85,6 +85,7 @@ export const knownOf = (link: ChainLink): KnownVersion => ({
   bytes: new TextEncoder().encode(JSON.stringify(link.record)),
 });
 
+/** Everything a rotation is decided from, so the decision stays pure. */
 export interface RotationInput {
   /** The chain in the store (empty before the first rotation). */
   chain: ChainLink[];

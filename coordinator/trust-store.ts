@@ -16,6 +16,7 @@ import { natsConnectOptions } from "../shared/nats-options.ts";
 import type { StoreConfig } from "../shared/types.ts";
 import { ensureStoreLayout } from "./store/nats-layout.ts";
 
+/** Trust and freshness records on either store kind, so rotation and heartbeat do not depend on NATS or Consul. */
 export interface SideStore {
   get(key: string): Promise<Uint8Array | null>;
   /** Write a key that must not exist yet (a trust version is written once): `conflict` otherwise. */

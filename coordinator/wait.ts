@@ -22,8 +22,8 @@ export interface WaitOptions {
 }
 
 /** Defaults: 3 misses 2 s apart, ~6 s of silence, well above an agent restart. */
-export const PROBE_EVERY_MS = 2_000;
-export const DOWN_AFTER = 3;
+const PROBE_EVERY_MS = 2_000;
+const DOWN_AFTER = 3;
 
 export interface WaitResult {
   /** `message` says where a failed run failed (step, exit code) when the agent's status tells. */

@@ -31,7 +31,7 @@ export const exitCodeFor = (reason: string): number =>
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** Levenshtein distance, for did-you-mean on a mistyped command or flag. */
-export const editDistance = (a: string, b: string): number => {
+const editDistance = (a: string, b: string): number => {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

@@ -11,7 +11,7 @@ import { isValidHostname } from "./wire.ts";
 // Pure: parsing never throws; callers await sodiumReady() first.
 
 /** Domain separation: an announcement signature never passes for a status or envelope signature. */
-export const ENROLL_DOMAIN = "fleetplan/enroll/v1\0";
+const ENROLL_DOMAIN = "fleetplan/enroll/v1\0";
 /** A few hundred bytes in practice; the NATS bucket refuses larger messages too. */
 export const MAX_ENROLLMENT_BYTES = 4096;
 /** NATS KV bucket of announcements (key = host), created by `fleetplan store init`. */
@@ -23,6 +23,7 @@ export const ENROLL_INBOX_PREFIX = "fleetplan.enroll-inbox";
 
 const MAX_TEXT = 256;
 
+/** What a node tells about itself when it enrolls, shown to the operator who accepts it. */
 export interface EnrollFacts {
   os: string;
   kernel: string;
@@ -31,6 +32,7 @@ export interface EnrollFacts {
   arch: string;
 }
 
+/** A node's signed request to join the inventory, as written to the store. */
 export interface Announcement {
   /** The inventory name the node asks for (its agent's hostname setting). */
   host: string;
@@ -47,6 +49,7 @@ export interface Announcement {
 /** Why a stored value is not a verified announcement; `wrong_host`: read from another host's key. */
 export type AnnouncementProblem = "malformed" | "bad_signature" | "wrong_host";
 
+/** An announcement that verified, or why not (with what could be read, for the operator). */
 export type ParsedAnnouncement =
   | { ok: true; announcement: Announcement; key: NodePublicKey }
   | { ok: false; reason: AnnouncementProblem; detail: string; announcement: Announcement | null; key: NodePublicKey | null };
@@ -65,7 +68,7 @@ const checkFacts = (v: unknown): v is EnrollFacts =>
   Number.isFinite(v.boot_time);
 
 /** A well-formed announcement body with exactly the known fields (its node key not yet parsed); null otherwise. */
-export const checkAnnouncement = (v: unknown): Announcement | null => {
+const checkAnnouncement = (v: unknown): Announcement | null => {
   if (!isObject(v) || !sameKeys(v, ["host", "node_key", "hostname", "version", "facts", "issued"])) return null;
   const ok =
     typeof v.host === "string" &&
@@ -80,7 +83,7 @@ export const checkAnnouncement = (v: unknown): Announcement | null => {
 };
 
 /** The exact bytes an announcement signature covers. */
-export const announcementSignedBytes = (announcement: Announcement): Uint8Array => domainSeparated(ENROLL_DOMAIN, announcement);
+const announcementSignedBytes = (announcement: Announcement): Uint8Array => domainSeparated(ENROLL_DOMAIN, announcement);
 
 /** The wire bytes of an announcement signed with the node identity (Ed25519 secret key); refuses a bad or oversized body. */
 export const signAnnouncement = (announcement: Announcement, identityPrivateKey: Uint8Array): Uint8Array => {

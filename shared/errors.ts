@@ -41,6 +41,24 @@ export const OpReason = {
   Conflict: "conflict",
   Superseded: "superseded",
   MetricsUnavailable: "metrics_unavailable",
+  /** A trust document in the store that does not parse or does not verify. */
+  BadTrust: "bad_trust",
+  /** A trust document that is not exactly the next version of the one in force (a skip or a fork). */
+  TrustVersion: "trust_version",
+  /** The newest trust version expired before it was adopted. */
+  TrustExpired: "trust_expired",
+  /** A freshness (heartbeat) record that does not parse. */
+  BadFreshness: "bad_freshness",
+  /** Another live coordinator process holds the rollout's lease. */
+  RolloutBusy: "rollout_busy",
+  /** `push --wait`: the agent's metrics stopped answering and it sent no status. */
+  AgentDown: "agent_down",
+  /** A record read from one host's key that names another host. */
+  WrongHost: "wrong_host",
+  /** An output record not sealed to any admin key given. */
+  NotARecipient: "not_a_recipient",
+  /** A host registered without an identity key: its signed records cannot be checked. */
+  NoIdentityKey: "no_identity_key",
 } as const;
 export type OpReason = (typeof OpReason)[keyof typeof OpReason];
 

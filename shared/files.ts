@@ -167,6 +167,7 @@ export const readFileChecked = (path: string, what: string, rules: ReadRules): {
 /** Key, trust, config and credential files are small: anything larger is not one. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
+/** Secrets: nobody but the owner may read them. */
 export const PRIVATE_FILE: ReadRules = {
   forbidden: 0o077,
   problem: "accessible by group or others",
@@ -174,6 +175,7 @@ export const PRIVATE_FILE: ReadRules = {
   maxBytes: SMALL_FILE_BYTES,
   guarded: true,
 };
+/** Files that decide what runs (config, trust): nobody but the owner may change them. */
 export const PROTECTED_FILE: ReadRules = {
   forbidden: 0o022,
   problem: "writable by group or others",

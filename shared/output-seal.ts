@@ -9,7 +9,7 @@ import { sodium } from "./sodium.ts";
 import type { AdminKeyPair } from "./types.ts";
 
 /** Domain separation: an output signature can pass neither for a status nor for an envelope signature. */
-export const OUTPUT_DOMAIN = "fleetplan/output/v1\0";
+const OUTPUT_DOMAIN = "fleetplan/output/v1\0";
 /** The output kept: the last 8 KiB of the failing step (stdout and stderr as they interleaved). */
 export const MAX_OUTPUT_TAIL = 8192;
 /** A record: the tail in base64 plus one sealed key per admin key (at most 16); checked before parsing. */

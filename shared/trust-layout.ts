@@ -13,9 +13,11 @@ export const freshKey = (host: string): string => `_fresh.${host}`;
 /** Every version's key, for a permission or a notice subscription. */
 export const TRUST_KEYS = "_trust.*";
 
-/** Consul key of a trust document or freshness record. */
+/** Consul prefix of the trust documents, for the agents' read-only ACL. */
 export const CONSUL_TRUST_PREFIX = "fleetplan/trust/";
+/** Consul key of trust version `version`. */
 export const consulTrustKey = (version: number): string => `${CONSUL_TRUST_PREFIX}${version}`;
+/** Consul key of `host`'s freshness record (readable by that host only). */
 export const consulFreshKey = (host: string): string => `fleetplan/fresh/${host}`;
 
 /** The store key of a side record for the configured store kind. */

@@ -6,11 +6,11 @@ import { keyIdOf } from "./keys.ts";
 import { sodium } from "./sodium.ts";
 import type { AdminKeyPair, TrustSet } from "./types.ts";
 
-export const TRUST_KIND = "fleetplan/trust";
+const TRUST_KIND = "fleetplan/trust";
 /** Distinct from the envelope, status and freshness domains: no signature can be replayed across them. */
 const TRUST_DOMAIN = "fleetplan/trust/v1\0";
 /** A trust record is a few keys and signatures: anything larger is refused before parsing. */
-export const MAX_TRUST_BYTES = 16 * 1024;
+const MAX_TRUST_BYTES = 16 * 1024;
 /** A trust set holds at most this many keys, like an envelope's signature count. */
 const MAX_KEYS = 16;
 
@@ -24,6 +24,7 @@ export interface TrustDocument {
   expires: number;
 }
 
+/** One admin key's signature on a trust or freshness document. */
 export interface DocumentSignature {
   key_id: string;
   sig: string;
@@ -49,19 +50,16 @@ const fromB64 = (text: string): Uint8Array => sodium.from_base64(text, sodium.ba
 
 const bad = (message: string) => new FleetplanError("bad_trust", message);
 
-/** Domain prefix ‖ canonical JSON of the body: what a document signature covers. */
-export const signedMessage = domainSeparated;
-
 /** Sign a body under a domain with every signer (one entry per distinct key). */
 export const signBody = (domain: string, body: unknown, signers: AdminKeyPair[]): DocumentSignature[] => {
-  const message = signedMessage(domain, body);
+  const message = domainSeparated(domain, body);
   const distinct = [...new Map(signers.map((s) => [s.keyId, s])).values()];
   return distinct.map((s) => ({ key_id: s.keyId, sig: b64(sodium.crypto_sign_detached(message, s.privateKey)) }));
 };
 
 /** The ids of the keys of `keys` whose signature over the body verifies; each key counted once. */
 export const validSigners = (domain: string, body: unknown, sigs: DocumentSignature[], keys: Map<string, Uint8Array>): Set<string> => {
-  const message = signedMessage(domain, body);
+  const message = domainSeparated(domain, body);
   const valid = new Set<string>();
   for (const { key_id: keyId, sig } of sigs) {
     const key = keys.get(keyId);
@@ -78,7 +76,7 @@ export const validSigners = (domain: string, body: unknown, sigs: DocumentSignat
 };
 
 /** The trust set a document names (keys by id). */
-export const trustSetOf = (doc: TrustDocument): TrustSet => ({
+const trustSetOf = (doc: TrustDocument): TrustSet => ({
   keys: new Map(
     doc.keys.map((k) => {
       const key = fromB64(k);

@@ -8,7 +8,7 @@ import { isValidHostname } from "../../shared/wire.ts";
 import type { AgentConfig } from "../config.ts";
 import { buildAnnouncement, enrollmentFacts, putAnnouncement } from "../enroll.ts";
 
-export const ENROLL_USAGE = "usage: fleetplan-agent enroll --store URL --bootstrap-creds FILE [--host H] [config flags]";
+const ENROLL_USAGE = "usage: fleetplan-agent enroll --store URL --bootstrap-creds FILE [--host H] [config flags]";
 
 /**
  * `enroll --bootstrap-creds FILE [--host H]`: sign this node's announcement with its identity and

@@ -77,7 +77,7 @@ export const localStatus = (config: AgentConfig, json: boolean, io: CliIo): numb
 };
 
 /** A run as `history --json` prints it: snake_case, times in ISO 8601, like every other JSON output. */
-export const runView = (r: RunRow) => ({
+const runView = (r: RunRow) => ({
   run_id: r.runId,
   envelope_seq: r.envelopeSeq,
   id: r.id,

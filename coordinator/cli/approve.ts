@@ -1,7 +1,6 @@
 // `approve ID --admin-key OTHER.key`: the second half of the two-person rule. Checks the staged
 // change may still go out and is intact, adds this admin's signature over the same signed bytes,
 // and once the trust threshold of distinct keys is met publishes the envelopes through push().
-import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
 import { ansiOn } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
@@ -9,8 +8,6 @@ import { loadAdminKey } from "../../shared/key-files.ts";
 import { parseTrust } from "../../shared/keys.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
-import { describeStore } from "../../shared/store-config.ts";
-import type { PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb } from "../db.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
@@ -18,10 +15,10 @@ import { push } from "../push.ts";
 import type { PushEvent } from "../push.ts";
 import { openStagingDb } from "../staging-db.ts";
 import { addSignature, checkApprovable, checkIntact, newSigners, parseStagedName, stagedName } from "../staging.ts";
-import { createSshDelivery } from "../store/ssh.ts";
-import { openStore } from "../store/select.ts";
+import { commonPushDeps, lazyStore } from "./push-deps.ts";
 import { drive } from "./rollout.ts";
 
+/** The flags `approve` takes (main.ts checked that no other is given). */
 export interface ApproveFlags {
   wait?: boolean;
   timeout?: string;
@@ -69,7 +66,7 @@ export const approveCommand = async (
     return drive(change.rolloutId, config, db, logger, io, flags, sealed);
   }
 
-  let store: Promise<PlanStore> | null = null;
+  const store = lazyStore(config, logger);
   const progress = config.json ? null : createProgress(io, envelopes.length, ansiOn(process.stderr));
   const emit = (e: PushEvent) => (config.json ? io.stdout(`${JSON.stringify(e)}\n`) : progress!.onEvent(e));
   try {
@@ -90,17 +87,9 @@ export const approveCommand = async (
         db,
         signers: approvers,
         emit,
-        logger,
-        storeName: describeStore(config.store),
-        now: () => new Date(),
-        operator: userInfo().username,
-        store: () => (store ??= openStore(config.store, logger)),
+        ...commonPushDeps(config, logger, flags),
+        store: store.open,
         converged: async () => new Set(),
-        deliverSsh: createSshDelivery({
-          logger,
-          ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
-          ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
-        }),
       },
     );
     progress?.end();
@@ -119,6 +108,6 @@ export const approveCommand = async (
     }
     return summary.ok ? 0 : 1;
   } finally {
-    if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    await store.close();
   }
 };

@@ -16,6 +16,7 @@ import type { EnrollStore } from "../store/enroll-store.ts";
 // `fleetplan server pending | accept HOST | reject HOST`: enrollment like `salt-key -L/-a/-d`.
 // Decisions are in ../enrollment.ts; this file reads the store and writes the inventory.
 
+/** The flags `server accept` takes (main.ts checked that no other is given). */
 export interface EnrollFlags {
   group?: string;
   tag?: string[];

@@ -4,11 +4,9 @@ import { withTimeout } from "../../shared/retry.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
 import type { AgentStatus, StatusRecord } from "../../shared/types.ts";
 import type { CoordinatorDb } from "../db.ts";
-import { recordLateOutcomes } from "../late-outcomes.ts";
+import { recordLateOutcomes, UNSETTLED } from "../late-outcomes.ts";
 import { createStatusVerifier } from "../status-evidence.ts";
 import { STORE_READ_MS } from "./status.ts";
-
-const UNSETTLED = new Set(["timeout", "wait_interrupted", "agent_down"]);
 
 /**
  * Hosts whose newest history row is an unsettled wait get their late outcome from the store's

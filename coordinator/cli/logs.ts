@@ -15,13 +15,14 @@ import type { CoordinatorDb } from "../db.ts";
 import { identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { openStore } from "../store/select.ts";
 
+/** An output record opened with one of the admin keys: its metadata and the plaintext tail. */
 export type OpenedOutput = OutputMeta & { output: Uint8Array };
 
 /**
  * Open the newest record (without `id`), or the newest for `id`, with whichever admin key it is sealed to.
  * Without `id` only the newest counts: a forged newest record is refused, never passed over for an older one.
  */
-export const pickOutput = (
+const pickOutput = (
   records: Uint8Array[],
   host: string,
   identityKey: Uint8Array,

@@ -1,4 +1,3 @@
-import { userInfo } from "node:os";
 import type { CliIo } from "../../shared/cli.ts";
 import { ansiOn, compareHosts, ExitCode, formatTable } from "../../shared/cli.ts";
 import { parseDuration } from "../../shared/duration.ts";
@@ -7,23 +6,19 @@ import { FleetplanError } from "../../shared/errors.ts";
 import { loadAdminKey } from "../../shared/key-files.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
-import { describeStore } from "../../shared/store-config.ts";
 import type { PlanStore } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
 import { loadPlanDir, loadPlanFile, strayPlanFiles } from "../plan-source.ts";
-import { targetStates } from "../decide.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { createStatusVerifier, identityKeyOf, noIdentityWarning } from "../status-evidence.ts";
 import { push } from "../push.ts";
 import { selectTargets } from "../rollout/targets.ts";
 import type { TargetFlags } from "../rollout/targets.ts";
 import type { PushEvent, PushSummary } from "../push.ts";
-import { createSshDelivery } from "../store/ssh.ts";
-import { openStore } from "../store/select.ts";
+import { commonPushDeps, convergedStates, lazyStore } from "./push-deps.ts";
 import { isRollout, rolloutsOf, startRollout } from "./rollout.ts";
 import type { RolloutFlags } from "./rollout.ts";
-import { fleetStatus } from "./status.ts";
 
 export interface PushFlags extends RolloutFlags {
   where?: string[];
@@ -159,8 +154,8 @@ export const pushCommand = async (
     : [];
   if (strays.length > 0) io.stderr(`warning: plan files for hosts not in the inventory (not pushed; a typo?): ${strays.join(", ")}\n`);
 
-  let store: Promise<PlanStore> | null = null;
-  const openOnce = () => (store ??= openStore(config.store, logger));
+  const store = lazyStore(config, logger);
+  const openOnce = store.open;
   const dryRun = !!flags["dry-run"];
   if (flags.via !== "ssh") await markBootstrapped(db, targets, openOnce, logger, dryRun);
   if (flags.stage) {
@@ -179,14 +174,14 @@ export const pushCommand = async (
     try {
       return await (await import("./staged.ts")).stagePush(input, config, db, io);
     } finally {
-      if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+      await store.close();
     }
   }
   if (rollout) {
     try {
       return await startRollout({ ...flags, concurrency: String(concurrency) }, config, db, logger, io, targets, plans);
     } finally {
-      if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+      await store.close();
     }
   }
   const progress = config.json ? null : createProgress(io, targets.length, ansiOn(process.stderr));
@@ -216,20 +211,10 @@ export const pushCommand = async (
         db,
         signers,
         emit,
-        logger,
-        storeName: describeStore(config.store),
-        now: () => new Date(),
-        operator: userInfo().username,
+        ...commonPushDeps(config, logger, flags),
         store: openOnce,
-        converged: async (servers) => {
-          // Drifted hosts are pushed with their own decision, `drifted`.
-          return targetStates(await fleetStatus(db, servers, { maxAgeMs, ...(flags.prometheus && { prometheus: flags.prometheus }) }));
-        },
-        deliverSsh: createSshDelivery({
-          logger,
-          ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
-          ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
-        }),
+        // Drifted hosts are pushed with their own decision, `drifted`.
+        converged: convergedStates(db, maxAgeMs, flags.prometheus),
       },
     );
     progress?.end();
@@ -262,6 +247,6 @@ export const pushCommand = async (
     return interrupt.signal.aborted ? INTERRUPTED : exitCodeOf(summary);
   } finally {
     process.removeListener("SIGINT", onSigint);
-    if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    await store.close();
   }
 };

@@ -7,11 +7,9 @@ import { loadAdminKey } from "../../shared/key-files.ts";
 import { parseTrust } from "../../shared/keys.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sodiumReady } from "../../shared/sodium.ts";
-import { describeStore } from "../../shared/store-config.ts";
-import type { AdminKeyPair, PlanStore } from "../../shared/types.ts";
+import type { AdminKeyPair } from "../../shared/types.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
-import { targetStates } from "../decide.ts";
 import type { LoadedPlan } from "../plan-source.ts";
 import { createProgress, outcomeDetail } from "../progress.ts";
 import { push } from "../push.ts";
@@ -28,9 +26,7 @@ import type { RolloutDeps, RolloutEvent } from "../rollout/run.ts";
 import type { Rollout, RolloutOptions } from "../rollout/types.ts";
 import { batchEnds, orderTargets, parseAmount, parseWaves, waveEnds } from "../rollout/waves.ts";
 import { openStagingDb } from "../staging-db.ts";
-import { createSshDelivery } from "../store/ssh.ts";
-import { openStore } from "../store/select.ts";
-import { fleetStatus } from "./status.ts";
+import { commonPushDeps, convergedStates, lazyStore } from "./push-deps.ts";
 
 // `push --waves|--batch` and `rollout list|show|resume|abort`: the rollout's I/O edge. Decisions
 // live in coordinator/rollout/ (pure), the run loop in rollout/run.ts.
@@ -176,16 +172,13 @@ export const drive = async (
   const options = rollouts.get(id).options;
   // One driver at a time: refused (rollout_busy) while another live process drives this rollout.
   const release = takeLease(db.sqlite, id);
-  let store: Promise<PlanStore> | null = null;
-  const openOnce = () => (store ??= openStore(config.store, logger));
+  const store = lazyStore(config, logger);
+  const openOnce = store.open;
   const emit = createOutput(config.json, io);
   const interrupt = new AbortController();
   const onSigint = () => interrupt.abort();
   process.once("SIGINT", onSigint);
-  const statesOf = async (servers: ServerRow[]) =>
-    targetStates(
-      await fleetStatus(db, servers, { maxAgeMs: options.maxAgeMs, ...(options.prometheus && { prometheus: options.prometheus }) }),
-    );
+  const statesOf = convergedStates(db, options.maxAgeMs, options.prometheus);
   const converged = async (servers: ServerRow[]) => new Set((await statesOf(servers)).converged);
   try {
     await action(id, {
@@ -201,17 +194,9 @@ export const drive = async (
           db,
           signers,
           emit,
-          logger,
-          storeName: describeStore(config.store),
-          now: () => new Date(),
-          operator: userInfo().username,
+          ...commonPushDeps(config, logger, flags),
           store: openOnce,
           converged: statesOf,
-          deliverSsh: createSshDelivery({
-            logger,
-            ...(flags["ssh-config"] && { configFile: flags["ssh-config"] }),
-            ...(flags["remote-agent"] && { remoteAgent: flags["remote-agent"] }),
-          }),
         });
         const known = summary.targets
           .filter((t) => t.id !== null)
@@ -226,7 +211,7 @@ export const drive = async (
     return result.state === "completed" ? 0 : PAUSED;
   } finally {
     process.removeListener("SIGINT", onSigint);
-    if (store) await (await (store as Promise<PlanStore>).catch(() => null))?.close();
+    await store.close();
     release();
   }
 };
@@ -370,7 +355,8 @@ export const rolloutCommand = async (
       const id = idOf();
       return drive(id, await resumeConfig(id, config, db), db, logger, io, flags);
     }
-    case "abort": {
+    default: {
+      // "abort": main.ts refuses any other subcommand
       const id = idOf();
       // Not while another process drives it; a driver that is gone (killed mid-wave) is taken over.
       const release = takeLease(db.sqlite, id);
@@ -397,10 +383,5 @@ export const rolloutCommand = async (
         release();
       }
     }
-    default:
-      throw new FleetplanError(
-        "invalid_argument",
-        `unknown rollout command ${JSON.stringify(sub ?? "")}: use list, show ID, resume ID or abort ID`,
-      );
   }
 };

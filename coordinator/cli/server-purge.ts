@@ -9,13 +9,14 @@ import type { CoordinatorDb } from "../db.ts";
 import { purgeHostKeys } from "../store/purge-host.ts";
 import { credentialsCommand } from "./credentials.ts";
 
+/** The flags `server remove --purge` takes beside --purge. */
 export interface PurgeFlags {
   /** The --out DIR of `store credentials`; default: the directory of the coordinator's coordinator.creds. */
   "creds-dir"?: string;
 }
 
 /** The credentials directory: --creds-dir, else where `store credentials` put the coordinator's --creds file (pure). */
-export const credsDirOf = (flag: string | undefined, credsFile: string | undefined): string | undefined => {
+const credsDirOf = (flag: string | undefined, credsFile: string | undefined): string | undefined => {
   if (flag !== undefined) return resolve(flag);
   return credsFile !== undefined && basename(credsFile) === "coordinator.creds" ? dirname(resolve(credsFile)) : undefined;
 };

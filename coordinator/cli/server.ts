@@ -197,14 +197,7 @@ export const serverCommand = async (
       );
       return 0;
     }
-    case "pending":
-    case "accept":
-    case "reject":
-      return await (await import("./enroll.ts")).enrollCommand(sub, arg, flags as EnrollFlags, db, config, io);
-    default:
-      throw new FleetplanError(
-        "invalid_argument",
-        `unknown server command ${JSON.stringify(sub ?? "")}: use add, set, list, remove, import, pending, accept or reject`,
-      );
+    default: // pending, accept or reject: main.ts refuses any other subcommand
+      return await (await import("./enroll.ts")).enrollCommand(sub!, arg, flags as EnrollFlags, db, config, io);
   }
 };

@@ -12,15 +12,14 @@ import { sodiumReady } from "../../shared/sodium.ts";
 import { describeStore } from "../../shared/store-config.ts";
 import type { CoordinatorConfig } from "../config.ts";
 import type { CoordinatorDb, ServerRow } from "../db.ts";
-import { targetStates } from "../decide.ts";
 import type { LoadedPlan } from "../plan-source.ts";
 import { push } from "../push.ts";
 import { openStagingDb } from "../staging-db.ts";
 import { changeText, describeChange, parseStagedName, stagedName } from "../staging.ts";
 import type { StagedChange, StagedEnvelope } from "../staging.ts";
 import { createRollout, rolloutsOf } from "./rollout.ts";
+import { convergedStates } from "./push-deps.ts";
 import type { RolloutFlags } from "./rollout.ts";
-import { fleetStatus } from "./status.ts";
 
 /** What `push --stage` needs from the push command: its checked flags, targets and plans. */
 export interface StageInput {
@@ -95,10 +94,7 @@ export const stagePush = async (input: StageInput, config: CoordinatorConfig, db
       now: () => new Date(),
       operator: userInfo().username,
       store: () => Promise.reject(new FleetplanError("invalid_argument", "a staged push publishes nothing")),
-      converged: async (servers) =>
-        targetStates(
-          await fleetStatus(db, servers, { maxAgeMs: input.maxAgeMs, ...(input.prometheus && { prometheus: input.prometheus }) }),
-        ),
+      converged: convergedStates(db, input.maxAgeMs, input.prometheus),
       stage: (r, envelope) => {
         const before = expected.get(r.host);
         staged.push({
@@ -210,7 +206,8 @@ export const stagedCommand = async (args: string[], config: CoordinatorConfig, d
       else printStaged(change, staging.envelopes(change.id), io);
       return 0;
     }
-    case "discard": {
+    default: {
+      // "discard": main.ts refuses any other subcommand
       const change = staging.get(parseStagedName(arg));
       if (!staging.close(change.id, "discarded", Date.now())) {
         throw new FleetplanError("conflict", `${stagedName(change.id)} is ${change.state}; only a staged change can be discarded`);
@@ -219,10 +216,5 @@ export const stagedCommand = async (args: string[], config: CoordinatorConfig, d
       io.stdout(config.json ? `${JSON.stringify({ ok: true, staged: stagedName(change.id), state: "discarded" })}\n` : text);
       return 0;
     }
-    default:
-      throw new FleetplanError(
-        "invalid_argument",
-        `unknown staged command ${JSON.stringify(sub)}: use \`fleetplan staged\`, staged show ID or staged discard ID`,
-      );
   }
 };

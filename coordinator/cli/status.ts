@@ -145,10 +145,10 @@ export const writeExpectedTextfile = (db: CoordinatorDb, path: string, io: CliIo
 };
 
 /** The width `status` keeps to without --wide: a 120-column terminal. */
-export const STATUS_COLUMNS = 120;
+const STATUS_COLUMNS = 120;
 
 /** `3d ago`, `5h ago`, `12m ago`: a boot time (unix seconds) at a glance; the ISO time is in --wide and --json. */
-export const bootAge = (bootSeconds: number | null, now: number): string | null => {
+const bootAge = (bootSeconds: number | null, now: number): string | null => {
   if (bootSeconds === null) return null;
   const s = Math.max(0, Math.round(now / 1000 - bootSeconds));
   return s >= 86_400 ? `${Math.floor(s / 86_400)}d ago` : s >= 3600 ? `${Math.floor(s / 3600)}h ago` : `${Math.floor(s / 60)}m ago`;
@@ -158,7 +158,7 @@ const iso = (seconds: number | null) => (seconds === null ? null : new Date(seco
 const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`);
 
 /** The table of rows (in print order): everything with `wide`, else the columns that matter, host and why clipped to 120 columns. */
-export const statusTable = (sorted: StatusRow[], wide: boolean, now: number): string => {
+const statusTable = (sorted: StatusRow[], wide: boolean, now: number): string => {
   const short = (h: string | null) => (h ? h.slice(0, 12) : null);
   if (wide) {
     return formatTable(

@@ -25,16 +25,10 @@ export const STORE_SUBCOMMANDS: Record<string, (ctx: StoreContext) => Promise<nu
   credentials: (ctx) => storeCredentials(ctx),
 };
 
-/** `fleetplan store <sub>`: dispatch, naming the choices when the subcommand is missing or unknown. */
+/** `fleetplan store <sub>`: one entry of STORE_SUBCOMMANDS (main.ts refuses any other subcommand). */
 export const storeCommand = (args: string[], ctx: Omit<StoreContext, "args">): Promise<number> => {
   const [sub, ...rest] = args;
-  const run = sub === undefined ? undefined : STORE_SUBCOMMANDS[sub];
-  if (!run) {
-    const choices = Object.keys(STORE_SUBCOMMANDS).join(", ");
-    const got = sub === undefined ? "" : `, not ${JSON.stringify(sub)}`;
-    throw new FleetplanError("invalid_argument", `store needs a subcommand (${choices})${got}`);
-  }
-  return run({ ...ctx, args: rest });
+  return STORE_SUBCOMMANDS[sub!]!({ ...ctx, args: rest });
 };
 
 const line = (o: BucketOutcome): string =>

@@ -17,6 +17,7 @@ import type { ChainLink } from "../trust-chain.ts";
 import { openTrustDb } from "../trust-db.ts";
 import { openSideStore } from "../trust-store.ts";
 
+/** The flags `trust rotate` and `trust show` take (main.ts checked that no other is given). */
 export interface TrustFlags {
   add?: string[];
   remove?: string[];

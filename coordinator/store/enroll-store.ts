@@ -17,6 +17,7 @@ import { natsConnectOptions } from "../../shared/nats-options.ts";
 import type { StoreConfig } from "../../shared/types.ts";
 import type { StoredAnnouncement } from "../enrollment.ts";
 
+/** The announcement keys of either store kind, so enrollment decisions do not depend on NATS or Consul. */
 export interface EnrollStore {
   /** Every live announcement (deleted keys left out). */
   list(): Promise<StoredAnnouncement[]>;

@@ -56,7 +56,7 @@ export const storeLayout = (config: StoreConfig): BucketLayout[] => [
  * credential may put there, so values are capped, the bucket is capped, and rollup headers are
  * off (a `Nats-Rollup: all` put would otherwise purge every announcement).
  */
-export const enrollLayout = (): BucketLayout => ({
+const enrollLayout = (): BucketLayout => ({
   bucket: ENROLL_BUCKET,
   history: 1,
   fields: {

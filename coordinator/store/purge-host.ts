@@ -89,7 +89,7 @@ const purgeConsul = async (config: StoreConfig, host: string): Promise<PurgedKey
  * A purge filter is a NATS subject and a Consul path: `*` or `>` would match every host's key, `_trust.N`
  * a trust version, `..` or `/` another prefix. Only a name the inventory could hold is purged (pure).
  */
-export const checkPurgeHost = (host: string): string => {
+const checkPurgeHost = (host: string): string => {
   if (isValidHostname(host) && !isReservedHost(host)) return host;
   throw new FleetplanError(
     "invalid_argument",
