@@ -16,6 +16,7 @@ import { STORE_DEFAULTS } from "../shared/store-config.ts";
 import { AGENT_BIN, createNode, createWorld, sealFor } from "../test/helpers/fleet.ts";
 import { startNats } from "../test/helpers/nats.ts";
 import { initStoreLayout } from "../test/helpers/store-layout.ts";
+import { cpuOf } from "./proc.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" }, "cpu-prof": { type: "string" } } });
 const runs = Number(values.runs);
@@ -63,7 +64,9 @@ try {
   };
   const stages = { accepted: [] as number[], run_started: [] as number[], step_started: [] as number[], total: [] as number[] };
   const firstId = idAt(Date.now() - 3_600_000);
+  let cpu0 = 0;
   for (let k = 0; k <= runs; k++) {
+    if (k === 1) cpu0 = cpuOf(child.pid!, { children: true });
     rmSync(marker, { force: true });
     const id = firstId + k;
     const envelope = sealFor(world, node, id, `date +%s%N > ${marker}\n`);
@@ -83,6 +86,11 @@ try {
     stages.step_started.push(stepAt - started);
     stages.total.push(stepAt - putAt);
   }
+  emit({
+    figure: "cpu_per_run_ms",
+    value: round(((cpuOf(child.pid!, { children: true }) - cpu0) / runs) * 1000),
+    note: "the agent and its step, from put to the run's end (runs 2 to N+1)",
+  });
   for (const [stage, xs] of Object.entries(stages)) {
     emit({ figure: `put_to_run_start_${stage}_ms`, p50: round(pct(xs, 0.5)), p90: round(pct(xs, 0.9)), max: round(Math.max(...xs)) });
   }

@@ -7,6 +7,7 @@
 // Run: npx tsx bench/fleet.ts [--agents 100] [--pushes 3]
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -17,6 +18,7 @@ import type { AgentProcess, Node } from "../test/helpers/fleet.ts";
 import { startNats } from "../test/helpers/nats.ts";
 import { startSshd } from "../test/helpers/sshd.ts";
 import { initStoreLayout } from "../test/helpers/store-layout.ts";
+import { cpuOf } from "./proc.ts";
 
 const { values } = parseArgs({ options: { agents: { type: "string", default: "100" }, pushes: { type: "string", default: "3" } } });
 const agents = Number(values.agents);
@@ -28,6 +30,7 @@ if (!Number.isInteger(agents) || agents < 1 || !Number.isInteger(pushes) || push
 const emit = (figure: Record<string, unknown>) => console.log(JSON.stringify({ bench: "fleet", agents, ...figure }));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const round2 = (x: number) => Math.round(x * 100) / 100;
 const nowMs = () => performance.timeOrigin + performance.now();
 
 const world = await createWorld("fleetplan-fleet-bench-");
@@ -72,14 +75,36 @@ try {
   await pushOnce();
   const pushMs: number[] = [];
   const runStart: number[] = [];
+  // CPU seconds per push: every agent (its steps included), the CLI (this process's child, waited for), nats-server.
+  const cpuNow = () => ({
+    agents: procs.reduce((sum, p) => sum + cpuOf(p.child.pid!, { children: true }), 0),
+    cli: cpuOf("self", { children: true }) - cpuOf("self"),
+    nats_server: cpuOf(nats.pid()),
+  });
+  const cpuUsed: ReturnType<typeof cpuNow>[] = [];
   for (let p = 0; p < pushes; p++) {
     writePlans(`push ${p}`); // changed each time: no target is skipped as converged
+    const cpu0 = cpuNow();
     const r = await pushOnce();
+    const cpu1 = cpuNow();
     if (r.code !== 0) throw new Error(`push ${p} exited ${r.code}`);
     pushMs.push(r.ms);
+    cpuUsed.push({ agents: cpu1.agents - cpu0.agents, cli: cpu1.cli - cpu0.cli, nats_server: cpu1.nats_server - cpu0.nats_server });
     for (const node of nodes) runStart.push(Number(readFileSync(stepStart(node), "utf8")) - r.putAt.get(node.host)!);
   }
   emit({ figure: "push_wait_ms_median", value: Math.round(median(pushMs)), runs: pushMs.map(Math.round) });
+  const cpuMedian = (key: keyof (typeof cpuUsed)[0]) => median(cpuUsed.map((c) => c[key]));
+  const cpuTotal = cpuMedian("agents") + cpuMedian("cli") + cpuMedian("nats_server");
+  emit({
+    figure: "push_cpu_s_median",
+    all_agents: round2(cpuMedian("agents")),
+    per_agent_ms: Math.round((cpuMedian("agents") / agents) * 1000),
+    cli: round2(cpuMedian("cli")),
+    nats_server: round2(cpuMedian("nats_server")),
+    cores: availableParallelism(),
+    cpu_floor_ms: Math.round((cpuTotal / availableParallelism()) * 1000),
+    note: "the least time the push can take on these cores, with its work shared perfectly",
+  });
   emit({ figure: "put_to_run_start_ms_p50", value: Math.round(pct(runStart, 0.5)) });
   emit({ figure: "put_to_run_start_ms_p99", value: Math.round(pct(runStart, 0.99)) });
 

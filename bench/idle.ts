@@ -13,6 +13,7 @@ import type { Node } from "../test/helpers/fleet.ts";
 import { startNats } from "../test/helpers/nats.ts";
 import { waitListening } from "../test/helpers/ports.ts";
 import { initStoreLayout } from "../test/helpers/store-layout.ts";
+import { cpuOf, memoryOf } from "./proc.ts";
 
 const { values } = parseArgs({
   options: { seconds: { type: "string", default: "30" }, flags: { type: "string", multiple: true, default: [] } },
@@ -22,22 +23,6 @@ if (!(seconds > 0)) {
   console.error('usage: bench/idle.ts [--seconds 30] [--flags="--node-flag ..."]...   (--seconds: a positive number)');
   process.exit(2);
 }
-const TICKS_PER_S = 100; // USER_HZ on Linux
-
-/** /proc/PID/status memory fields in MB. */
-const memoryOf = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const mb = (field: string) => Math.round(Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) / 102.4) / 10;
-  return { rss_mb: mb("VmRSS"), hwm_mb: mb("VmHWM"), rss_anon_mb: mb("RssAnon"), rss_file_mb: mb("RssFile") };
-};
-/** User + system CPU seconds of a process so far. */
-const cpuOf = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
-    .replace(/^.*\) /, "")
-    .split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime (fields 14 and 15 of stat)
-};
-
 /** The node flags of the systemd unit's ExecStart, between node and the bin. */
 const unitNodeFlags = (): string => {
   const unit = readFileSync(new URL("../systemd/fleetplan-agent.service", import.meta.url), "utf8");

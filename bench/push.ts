@@ -6,8 +6,11 @@
 // every put acknowledged, with ratio = push_rate / min(seal_rate_all_cores, put_rate); then the same push again
 // (push_again), whose compare-and-set puts go on the revisions the first one left, with no read.
 // main_thread_busy_s: the time the push's main thread ran (event loop utilisation), the share it takes from the sealers.
+// cpu_s: CPU seconds the push used (this process, seal workers included; nats-server), beside those sealing alone
+// used (the seal_rate_all_cores run); cpu_floor_s: their sum over the cores, the least time the push can take here.
 // Target: --hosts 10000 in ≤ 5 s, ratio ≥ 0.8. One JSON line per figure.
-// Run: npx tsx bench/push.ts [--hosts 10000] [--pool-min N] (N: seal-pool threshold, default PUSH_TUNING's)
+// Run: npm run build && npx tsx bench/push.ts [--hosts 10000] [--pool-min N] [--batch N]
+// (seal-pool threshold and targets per batch, default PUSH_TUNING's)
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,15 +18,8 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { openCoordinatorDb } from "../coordinator/db.ts";
 import type { ServerRow } from "../coordinator/db.ts";
-import { planBinder } from "../coordinator/plan-binder.ts";
-import { planSaltKey } from "../coordinator/plan-salt.ts";
-import { push, PUSH_TUNING } from "../coordinator/push.ts";
-import { sealItems } from "../coordinator/seal-batch.ts";
 import type { SealItem } from "../coordinator/seal-batch.ts";
-import { createSealPool } from "../coordinator/seal-pool.ts";
-import { createNatsStore } from "../coordinator/store/nats-store.ts";
 import { adminKeyFromSeed, formatNodePublic, keyIdOf, nodeKeyFromSeed, normalizePlan, sodiumReady } from "../shared/mod.ts";
 import type { Plan } from "../shared/mod.ts";
 import { silentLogger } from "../shared/log.ts";
@@ -31,17 +27,34 @@ import { natsConnectOptions } from "../shared/nats-options.ts";
 import { mapLimit } from "../shared/pool.ts";
 import { startNats } from "../test/helpers/nats.ts";
 import { initStoreLayout, testStoreConfig } from "../test/helpers/store-layout.ts";
+import { importBuilt } from "../shared/built.mjs";
+import { cpuOf } from "./proc.ts";
 
-const { values } = parseArgs({ options: { hosts: { type: "string", default: "10000" }, "pool-min": { type: "string" } } });
+// The coordinator's code as the CLI runs it: built (dist/), its seal workers included, which under tsx would each
+// spend ~0.4 s of a core loading the TypeScript loader first.
+const built = async <T>(entry: string) => (await importBuilt(entry)) as T;
+const { openCoordinatorDb } = await built<typeof import("../coordinator/db.ts")>("coordinator/db.js");
+const { planBinder } = await built<typeof import("../coordinator/plan-binder.ts")>("coordinator/plan-binder.js");
+const { planSaltKey } = await built<typeof import("../coordinator/plan-salt.ts")>("coordinator/plan-salt.js");
+const { push, PUSH_TUNING } = await built<typeof import("../coordinator/push.ts")>("coordinator/push.js");
+const { sealItems } = await built<typeof import("../coordinator/seal-batch.ts")>("coordinator/seal-batch.js");
+const { createSealPool } = await built<typeof import("../coordinator/seal-pool.ts")>("coordinator/seal-pool.js");
+const { createNatsStore } = await built<typeof import("../coordinator/store/nats-store.ts")>("coordinator/store/nats-store.js");
+
+const { values } = parseArgs({
+  options: { hosts: { type: "string", default: "10000" }, "pool-min": { type: "string" }, batch: { type: "string" } },
+});
 const hosts = Number(values.hosts);
 const poolMin = values["pool-min"] === undefined ? PUSH_TUNING.poolMinTargets : Number(values["pool-min"]);
-if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(poolMin) || poolMin < 0) {
-  console.error("usage: bench/push.ts [--hosts 10000] [--pool-min N]   (positive integers)");
+const batchSize = values.batch === undefined ? PUSH_TUNING.batchSize : Number(values.batch);
+if (!Number.isInteger(hosts) || hosts < 1 || !Number.isInteger(poolMin) || poolMin < 0 || !Number.isInteger(batchSize) || batchSize < 1) {
+  console.error("usage: bench/push.ts [--hosts 10000] [--pool-min N] [--batch N]   (positive integers)");
   process.exit(2);
 }
 const cores = availableParallelism();
 const emit = (figure: Record<string, unknown>) => console.log(JSON.stringify({ bench: "push", hosts, cores, ...figure }));
 const round = (x: number, digits = 0) => Number(x.toFixed(digits));
+const cpuSeconds = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1e6;
 
 /** A plan of about 4 KiB: one file of pseudo-random base64 (compresses like real payloads), one step. */
 const plan4k = (): Plan => {
@@ -102,11 +115,20 @@ try {
   const startupMs = performance.now() - t;
   await pool.seal(items.slice(0, cores * 64), shared);
   t = performance.now();
+  const sealCpu = process.cpuUsage();
   await pool.seal(items, shared);
   const sealAll = items.length / ((performance.now() - t) / 1000);
+  const sealCpuS = cpuSeconds(process.cpuUsage(sealCpu));
   await pool.close();
-  emit({ figure: "seal_pool_startup_ms", value: round(startupMs), note: "until every worker (one per core, tsx included) can seal" });
-  emit({ figure: "seal_rate_all_cores", value: round(sealAll), unit: "envelopes/s", workers: cores, one_core: round(oneCore) });
+  emit({ figure: "seal_pool_startup_ms", value: round(startupMs), note: "until every worker (one per core) can seal" });
+  emit({
+    figure: "seal_rate_all_cores",
+    value: round(sealAll),
+    unit: "envelopes/s",
+    workers: cores,
+    one_core: round(oneCore),
+    cpu_s: round(sealCpuS, 2),
+  });
 
   // Put ceiling: plain pipelined KV puts of envelope-sized values to a bucket of their own, 256 in flight.
   const nc = await connect(natsConnectOptions(config, { name: "bench-push", forever: false }));
@@ -130,6 +152,8 @@ try {
       seen[event] = [seen[event]?.[0] ?? ms, ms];
     };
     const busy = performance.eventLoopUtilization();
+    const cpu = process.cpuUsage();
+    const serverCpu = cpuOf(server.pid());
     t = performance.now();
     const summary = await push(
       {
@@ -142,7 +166,7 @@ try {
         expiresInMs: 3_600_000,
         concurrency: 256,
         viaSsh: false,
-        tuning: { poolMinTargets: poolMin },
+        tuning: { poolMinTargets: poolMin, batchSize },
       },
       {
         db,
@@ -157,6 +181,7 @@ try {
     );
     const pushS = (performance.now() - t) / 1000;
     const mainBusyS = performance.eventLoopUtilization(busy).active / 1000;
+    const cpuS = { coordinator: cpuSeconds(process.cpuUsage(cpu)), nats_server: cpuOf(server.pid()) - serverCpu };
     await (await store).close();
     if (summary.counts.pushed !== hosts) throw new Error(`${figure}: ${JSON.stringify(summary.counts)}`);
     const pushRate = hosts / pushS;
@@ -171,7 +196,10 @@ try {
       ratio: round(pushRate / ceiling, 2),
       bound: sealAll < putRate ? "seal" : "put",
       seal_workers: hosts >= poolMin ? cores : 0,
+      batch: batchSize,
       main_thread_busy_s: round(mainBusyS, 2),
+      cpu_s: { coordinator: round(cpuS.coordinator, 2), nats_server: round(cpuS.nats_server, 2), sealing_alone: round(sealCpuS, 2) },
+      cpu_floor_s: round((cpuS.coordinator + cpuS.nats_server) / cores, 2),
       first_last_ms: seen,
       via: "coordinator/push.ts push()",
     });

@@ -164,8 +164,10 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   const emitPlan = (r: TargetResult) =>
     deps.emit({ event: "plan", host: r.host, action: r.action, decision: r.decision, id: r.id, plan_hash: r.plan_hash, via: r.via });
   const putAt = new Map<string, number>();
-  // Where our last put left each host's key: the next put is a compare-and-set on it, with no read first.
+  // Where our last put left each host's key: the next put is a compare-and-set on it, with no read first. A host never
+  // delivered to is first put on "absent": a new fleet's first push is one request per host too.
   const bases = req.dryRun ? new Map<string, Required<PutResult>>() : db.putBases();
+  const baseOf = (host: string) => bases.get(host) ?? (expected.has(host) ? undefined : { epoch: "", revision: 0 });
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
@@ -259,7 +261,7 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
     // Taken before the put: an agent can refuse the envelope before the put's answer arrives here.
     const sentAt = deps.now().getTime();
     const keep = (current: Uint8Array) => keepNewer(current, { host: server.host, id: r.id! }, trust);
-    const { revision, epoch } = await (await deps.store()).put(server.host, envelope, keep, bases.get(server.host));
+    const { revision, epoch } = await (await deps.store()).put(server.host, envelope, keep, baseOf(server.host));
     putAt.set(r.host, sentAt);
     r.outcome = "pushed";
     deps.emit({ event: "put", host: r.host, id: r.id, outcome: r.outcome, reason: null, message: null, revision });

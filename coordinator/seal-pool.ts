@@ -32,7 +32,7 @@ export const inlineSealer = (signers: AdminKeyPair[]): Sealer => ({
   close: async () => {},
 });
 
-// The worker module has this module's extension: .ts under tsx (tests, bench, the bins today), .js once built.
+// The worker module has this module's extension: .ts under tsx (tests), .js once built (the bins, bench/push.ts).
 const EXT = extname(fileURLToPath(import.meta.url));
 const WORKER_URL = new URL(`./seal-worker${EXT}`, import.meta.url);
 

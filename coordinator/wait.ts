@@ -61,6 +61,9 @@ export const waitForOutcomes = async (
   const stop = options.signal ? AbortSignal.any([done.signal, options.signal]) : done.signal;
   let failures = 0;
   const misses = new Map<string, number>();
+  // When each host was last heard from (a believed status): only a host silent for a probe interval is probed.
+  const started = performance.now();
+  const heard = new Map([...pushed.keys()].map((h) => [h, started]));
   const onRecord = (record: StatusRecord) => {
     failures = 0;
     const checked = verify(record);
@@ -77,6 +80,7 @@ export const waitForOutcomes = async (
     if (status.since < (newest.get(record.key) ?? -Infinity)) return refuse(record.key, status.host, "stale");
     newest.set(record.key, status.since);
     misses.delete(record.key);
+    heard.set(record.key, performance.now());
     emit({ event: "status", host: record.key, state: status.state, id: status.id, step_index: status.step_index, steps: status.steps });
     const outcome = outcomeFromStatus(target.id, target.putAt, status);
     const failure = outcome?.outcome === "failed" ? failureOf(status) : null;
@@ -84,7 +88,7 @@ export const waitForOutcomes = async (
     if (outcomes.size === pushed.size) done.abort();
   };
   const probing = options.probe
-    ? probeAgents(options, pushed, outcomes, misses, stop, () => {
+    ? probeAgents(options, heard, outcomes, misses, stop, () => {
         if (outcomes.size === pushed.size) done.abort();
       })
     : Promise.resolve();
@@ -107,11 +111,12 @@ export const waitForOutcomes = async (
   return { outcomes, refused };
 };
 
-// Every probeEveryMs, probe each host still in flight; `downAfter` misses in a row (a status update
-// resets the count) end it as agent_down: a dead agent is reported in seconds, not after --timeout.
+// Every probeEveryMs, probe each host still in flight and silent since the last round; `downAfter` misses in a row
+// (a status update resets the count) end it as agent_down: a dead agent is reported in seconds, not after --timeout.
+// Hosts that just reported are not probed: on a large push, a scrape per busy agent would slow every agent down.
 const probeAgents = async (
   options: WaitOptions,
-  pushed: Map<string, unknown>,
+  heard: Map<string, number>,
   outcomes: WaitResult["outcomes"],
   misses: Map<string, number>,
   stop: AbortSignal,
@@ -122,7 +127,8 @@ const probeAgents = async (
   while (!stop.aborted) {
     await sleep(everyMs, undefined, { signal: stop }).catch(() => undefined);
     if (stop.aborted) return;
-    const open = [...pushed.keys()].filter((h) => !outcomes.has(h));
+    const silentSince = performance.now() - everyMs;
+    const open = [...heard].flatMap(([h, at]) => (outcomes.has(h) || at > silentSince ? [] : [h]));
     const answers = await Promise.all(open.map(async (h) => [h, await options.probe!(h)] as const));
     if (stop.aborted) return;
     for (const [host, up] of answers) {

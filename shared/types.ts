@@ -226,7 +226,8 @@ export interface PlanStore {
    * Publish `envelope` as `host`'s latest, conditional on the value it replaces (compare-and-set:
    * a concurrent write makes it read again). `keep` says why the current value must stay (the
    * put then fails `superseded`), or null to replace it. `base`: what an earlier put of ours returned for
-   * `host`; while the key is still at that revision, the put replaces it without reading it first.
+   * `host`; while the key is still at that revision, the put replaces it without reading it first. Revision 0 (any
+   * epoch): the caller never delivered to `host`, so the put first assumes the key absent.
    */
   put(host: string, envelope: Uint8Array, keep?: (current: Uint8Array) => string | null, base?: Required<PutResult>): Promise<PutResult>;
   /** Latest envelope revision per host (for dry-run checks and diagnostics). */

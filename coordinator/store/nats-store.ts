@@ -115,12 +115,12 @@ export const createNatsStore = async (
 
   // Compare-and-set against the value read: a write that landed in between fails the put with
   // "wrong last sequence", and the value is read and judged again. With a base (the revision our last put to this key
-  // left, remembered by the coordinator), first a put on it without any read: only a write since then by someone
-  // else, a lost answer or a recreated bucket makes it read. Many run at once (push.ts): requests are pipelined.
+  // left, remembered by the coordinator; 0 for a host never delivered to), first a put on it without any read: only a
+  // write since then by someone else, a lost answer or a recreated bucket makes it read. Many run at once (push.ts): requests are pipelined.
   type Keep = ((current: Uint8Array) => string | null) | undefined;
   const putOnce = async (host: string, envelope: Uint8Array, keep: Keep, base?: Required<PutResult>): Promise<number> => {
     const attemptEnd = performance.now() + attemptMs;
-    if (base?.epoch === epoch) {
+    if (base && (base.revision === 0 || base.epoch === epoch)) {
       const revision = await casPut(host, envelope, base.revision, attemptEnd);
       if (revision !== null) return revision;
     }

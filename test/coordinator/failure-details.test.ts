@@ -168,4 +168,39 @@ describe("failure details", { timeout: 30_000 }, () => {
     assert.ok(Date.now() - early < 2_000, `took ${Date.now() - early} ms with a 60 s timeout`);
     assert.ok(Date.now() - started < 10_000);
   });
+
+  it("wait: an agent that keeps reporting is not probed; one silent for a probe interval is", async () => {
+    let since = 0;
+    const store = {
+      kind: "fake",
+      watchStatuses: (onRecord: (r: { key: string; value: Uint8Array }) => void, signal: AbortSignal) =>
+        new Promise<void>((resolve) => {
+          const timer = setInterval(() => onRecord({ key: "busy-1", value: new Uint8Array() }), 20);
+          signal.addEventListener("abort", () => resolve(clearInterval(timer)), { once: true });
+        }),
+    } as unknown as PlanStore;
+    const running = () => ({ host: "busy-1", state: "running", id: 7, applied_id: null, result: null, since: ++since }) as AgentStatus;
+    const probed = new Map<string, number>();
+    const { outcomes } = await waitForOutcomes(
+      store,
+      new Map([
+        ["busy-1", { id: 7, putAt: 0 }],
+        ["quiet-1", { id: 7, putAt: 0 }],
+      ]),
+      () => ({ ok: true, status: running() }),
+      2_000,
+      () => {},
+      {
+        probe: async (host) => {
+          probed.set(host, (probed.get(host) ?? 0) + 1);
+          return true;
+        },
+        probeEveryMs: 300,
+        downAfter: 3,
+      },
+    );
+    assert.equal(outcomes.size, 0, "both are waited for until the timeout");
+    assert.equal(probed.get("busy-1"), undefined, "reported every 20 ms: never probed");
+    assert.ok((probed.get("quiet-1") ?? 0) >= 2, `the silent one probed ${probed.get("quiet-1")} times`);
+  });
 });

@@ -16,6 +16,8 @@ export interface NatsServer {
   restart(): Promise<void>;
   /** Re-read the configuration file (SIGHUP), as `nats-server --signal reload` does. */
   reload(): void;
+  /** The running server's process id (benches read its CPU time). */
+  pid(): number;
 }
 
 // The child is unref'd while it runs; waiting for its exit must hold the event loop open again.
@@ -67,5 +69,6 @@ export const startNats = async (
     },
     restart: start,
     reload: () => void child.kill("SIGHUP"),
+    pid: () => child.pid!,
   };
 };
