@@ -141,6 +141,7 @@ describe("nats feed against a real nats-server", { timeout: 120_000 }, () => {
     const f = start("db.eu-1");
     await plans.put("db.eu-1", text("x"));
     await waitFor(() => f.got.length === 1, 5_000, "the put");
+    await nc.flush(); // the spy is on another connection: copies of the replies may still be on the way
     spy.unsubscribe();
     assert.ok(seen.length > 0 && seen.every((s) => s.startsWith("fleetplan.inbox.db~eu-1.")), seen.join(" "));
   });
