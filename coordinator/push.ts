@@ -143,7 +143,28 @@ export const push = async (req: PushRequest, deps: PushDeps): Promise<PushSummar
 const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, sealer: Sealer): Promise<PushSummary> => {
   const { db } = deps;
   const expected = db.expected();
-  const states = req.force ? targetStates(new Set()) : await deps.converged(req.targets);
+  // Each host's own plaintext (salted: plan-salt.ts) and the hash it will report once applied, each plan serialised
+  // once. Bound ahead only where the hash decides whether to ask the agents (below), otherwise batch by batch as the
+  // push reaches it, so the first batch is sealed while later ones are bound.
+  const saltKey = planSaltKey(deps.signers[0]!);
+  const binders = new Map<LoadedPlan, ReturnType<typeof planBinder>>();
+  const bound: { bytes: Uint8Array; hash: string }[] = [];
+  const planOf = (i: number) => {
+    if (bound[i]) return bound[i];
+    const loaded = req.plans.get(req.targets[i]!.host)!;
+    const bind = binders.get(loaded) ?? binders.set(loaded, planBinder(loaded.plan, saltKey)).get(loaded)!;
+    return (bound[i] = bind(req.targets[i]!.host));
+  };
+  // Only a host last delivered this very plan can be skipped (decideTarget): only those are asked whether they
+  // converged. A new plan to 10,000 hosts reads no agent's metrics first.
+  const candidates =
+    req.force || req.sealed
+      ? []
+      : req.targets.filter((server, i) => {
+          const last = expected.get(server.host);
+          return last !== undefined && last.planHash === planOf(i).hash;
+        });
+  const states = candidates.length === 0 ? targetStates(new Set()) : await deps.converged(candidates);
   const { converged, drifted } = "drifted" in states ? states : targetStates(states);
   const pushId = req.dryRun
     ? null
@@ -171,11 +192,6 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 
-  // Each host's own plaintext (salted: plan-salt.ts) and the hash it will report once applied, bound batch by batch
-  // as the push reaches it, so the first batch is sealed while later ones are bound; each plan is serialised once.
-  const saltKey = planSaltKey(deps.signers[0]!);
-  const binders = new Map<LoadedPlan, ReturnType<typeof planBinder>>();
-  const bound: { bytes: Uint8Array; hash: string }[] = [];
   const results = req.targets.map((server): TargetResult => {
     const via = req.viaSsh || !server.bootstrapped ? "ssh" : "store";
     return {
@@ -195,9 +211,7 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   const decide = (i: number): boolean => {
     const server = req.targets[i]!;
     const r = results[i]!;
-    const loaded = req.plans.get(server.host)!;
-    const bind = binders.get(loaded) ?? binders.set(loaded, planBinder(loaded.plan, saltKey)).get(loaded)!;
-    const plan = (bound[i] = bind(server.host));
+    const plan = planOf(i);
     const host = server.host;
     const decision = decideTarget(plan.hash, expected.get(host), converged.has(host), req.force, drifted.has(host));
     Object.assign(r, { action: decision.action, decision: decision.reason, plan_hash: plan.hash });

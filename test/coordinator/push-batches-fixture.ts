@@ -35,17 +35,19 @@ export const inventory = (n: number): ServerRow[] =>
     };
   });
 
-/** What a test varies in pushAll: batch sizes, events, --force. */
+/** What a test varies in pushAll: batch sizes, events, --force, the script, which hosts converged. */
 export interface PushAllOptions {
   tuning?: Partial<PushTuning>;
   emit?: (e: PushEvent) => void;
   force?: boolean;
+  script?: string;
+  converged?: (servers: ServerRow[]) => Promise<ReadonlySet<string>>;
 }
 
-/** push() of one script plan to every server in `db`, at the fixed time `now`, nothing converged. */
+/** push() of one script plan to every server in `db`, at the fixed time `now`, nothing converged unless told. */
 export const pushAll = async (db: CoordinatorDb, natsUrl: string, now: Date, opts: PushAllOptions = {}): Promise<PushSummary> => {
   const store = createNatsStore(testStoreConfig(natsUrl), { logger: silentLogger, putBudgetMs: 5_000 });
-  const loaded = { source: "plan.sh", plan: planFromScript("true\n") };
+  const loaded = { source: "plan.sh", plan: planFromScript(opts.script ?? "true\n") };
   try {
     return await push(
       {
@@ -66,7 +68,7 @@ export const pushAll = async (db: CoordinatorDb, natsUrl: string, now: Date, opt
         storeName: "nats",
         signers: [admin()],
         now: () => now,
-        converged: async () => new Set(),
+        converged: opts.converged ?? (async () => new Set()),
         emit: opts.emit ?? (() => {}),
         operator: "test",
       },

@@ -186,6 +186,39 @@ describe("push in batches, against a real nats-server", { timeout: 120_000 }, ()
     }
   });
 
+  it("asks only the hosts last delivered this very plan whether they converged; a new plan or --force asks none", async () => {
+    const db = openCoordinatorDb(join(tmp, "candidates.db"));
+    try {
+      db.addServers(inventory(4));
+      const asked: string[][] = [];
+      const converged = async (servers: { host: string }[]) => {
+        asked.push(servers.map((s) => s.host));
+        return new Set(["host-1"]);
+      };
+      await pushAll(db, nats.url, NOW, { script: "echo a\n", converged });
+      assert.deepEqual(asked, [], "nothing delivered yet: no host can be skipped");
+      // host-3 gets another plan, so only host-0..2 were last delivered "echo a".
+      await pushAll(db, nats.url, new Date(NOW.getTime() + 1000), { script: "echo a\n" });
+      db.setExpected("host-3", db.expected().get("host-3")!.id + 1, "f".repeat(64), NOW.getTime());
+      const again = await pushAll(db, nats.url, new Date(NOW.getTime() + 2000), { script: "echo a\n", converged });
+      assert.deepEqual(asked, [["host-0", "host-1", "host-2"]]);
+      assert.deepEqual(
+        again.targets.map((t) => [t.host, t.decision]),
+        [
+          ["host-0", "not_converged"],
+          ["host-1", "converged"],
+          ["host-2", "not_converged"],
+          ["host-3", "changed"],
+        ],
+      );
+      await pushAll(db, nats.url, new Date(NOW.getTime() + 3000), { script: "echo b\n", converged });
+      await pushAll(db, nats.url, new Date(NOW.getTime() + 4000), { script: "echo b\n", converged, force: true });
+      assert.equal(asked.length, 1, "a changed plan and --force ask no agent");
+    } finally {
+      db.close();
+    }
+  });
+
   it("a put retried after its answer was lost finds its own bytes in the store: delivered, not superseded", async () => {
     const store = await createNatsStore(testStoreConfig(nats.url), { logger: silentLogger });
     try {
