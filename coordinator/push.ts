@@ -47,6 +47,9 @@ export interface PushTuning {
 /** Measured with bench/push.ts on 2 cores: 256-target batches cost 2 fsyncs each and keep the pipeline's tail short. */
 export const PUSH_TUNING: PushTuning = { batchSize: 256, sealAhead: 2, poolMinTargets: 2000 };
 
+/** The base of a put to a key never written by us: revision 0 holds in any bucket (PlanStore.put). */
+const ABSENT: Required<PutResult> = { epoch: "", revision: 0 };
+
 /** SSH deliveries in flight at most, whatever --concurrency says: each is an ssh process. */
 export const SSH_IN_FLIGHT = 16;
 
@@ -188,7 +191,7 @@ const pushWith = async (req: PushRequest, deps: PushDeps, tuning: PushTuning, se
   // Where our last put left each host's key: the next put is a compare-and-set on it, with no read first. A host never
   // delivered to is first put on "absent": a new fleet's first push is one request per host too.
   const bases = req.dryRun ? new Map<string, Required<PutResult>>() : db.putBases();
-  const baseOf = (host: string) => bases.get(host) ?? (expected.has(host) ? undefined : { epoch: "", revision: 0 });
+  const baseOf = (host: string) => bases.get(host) ?? (expected.has(host) ? undefined : ABSENT);
   // What counts as "ours" in the store: an envelope any of our admin keys signed.
   const trust = { keys: new Map(deps.signers.map((k) => [k.keyId, k.publicKey])), threshold: 1 };
 

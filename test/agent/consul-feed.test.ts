@@ -9,6 +9,7 @@ import { createLogger } from "../../shared/log.ts";
 import type { PlanFeed } from "../../shared/types.ts";
 import { consulTestScope, type FakeConsul, putKey, storeConfigFor } from "../fakes/consul.ts";
 import { waitFor } from "../helpers/ports.ts";
+import { agentStatus } from "../helpers/status.ts";
 
 const HOST = "web-1";
 const KEY = `fleetplan/plans/${HOST}`;
@@ -203,21 +204,7 @@ describe("consul feed", () => {
   it("publishes the status record bytes as given under fleetplan/status/<host>", async () => {
     const fake = await start();
     const feed = feedFor(fake);
-    const status = {
-      host: HOST,
-      state: "idle",
-      id: null,
-      plan_hash: null,
-      step_index: null,
-      steps: null,
-      since: 1,
-      boot_time: 2,
-      result: null,
-      applied_id: null,
-      applied_hash: null,
-      applied_boot_time: null,
-      version: "test",
-    } as const;
+    const status = agentStatus({ host: HOST });
     await feed.putStatus(HOST, new TextEncoder().encode(JSON.stringify(status)));
     const res = await fetch(`${fake.url}/v1/kv/fleetplan/status/${HOST}`);
     const [entry] = (await res.json()) as { Value: string }[];

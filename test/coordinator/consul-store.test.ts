@@ -10,22 +10,9 @@ import type { ConsulOptions } from "../../shared/consul-client.ts";
 import type { AgentStatus } from "../../shared/types.ts";
 import { consulTestScope, type FakeConsul, putKey, storeConfigFor } from "../fakes/consul.ts";
 import { waitFor } from "../helpers/ports.ts";
+import { agentStatus } from "../helpers/status.ts";
 
-const status = (host: string, state: AgentStatus["state"], id: number | null = null): AgentStatus => ({
-  host,
-  state,
-  id,
-  plan_hash: null,
-  step_index: null,
-  steps: null,
-  since: 1,
-  boot_time: 2,
-  result: null,
-  applied_id: null,
-  applied_hash: null,
-  applied_boot_time: null,
-  version: "test",
-});
+const status = (host: string, state: AgentStatus["state"], id: number | null = null): AgentStatus => agentStatus({ host, state, id });
 // The store does not judge records: any bytes do here (coordinator/status-evidence.ts verifies them).
 const bytes = (s: AgentStatus) => new TextEncoder().encode(JSON.stringify(s));
 const text = (value: Uint8Array) => new TextDecoder().decode(value);

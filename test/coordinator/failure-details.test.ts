@@ -10,23 +10,19 @@ import { createProgress } from "../../coordinator/progress.ts";
 import { failureOf } from "../../coordinator/status-evidence.ts";
 import { waitForOutcomes } from "../../coordinator/wait.ts";
 import { checkStatus } from "../../shared/status.ts";
-import type { AgentStatus, PlanStore } from "../../shared/types.ts";
+import type { PlanStore } from "../../shared/types.ts";
+import { agentStatus } from "../helpers/status.ts";
 
-const base: AgentStatus = {
-  host: "web-1",
+const base = agentStatus({
   state: "failed",
   id: 7,
   plan_hash: "ab".repeat(32),
   step_index: 1,
   steps: 3,
-  since: 1,
   boot_time: 1,
   result: "failed",
-  applied_id: null,
-  applied_hash: null,
-  applied_boot_time: null,
   version: "1.0.0",
-};
+});
 const step = (index: number, exitCode: number | null, extra: { timedOut?: boolean; signal?: string | null } = {}) => ({
   index,
   name: `s${index}`,
@@ -179,7 +175,7 @@ describe("failure details", { timeout: 30_000 }, () => {
           signal.addEventListener("abort", () => resolve(clearInterval(timer)), { once: true });
         }),
     } as unknown as PlanStore;
-    const running = () => ({ host: "busy-1", state: "running", id: 7, applied_id: null, result: null, since: ++since }) as AgentStatus;
+    const running = () => agentStatus({ host: "busy-1", state: "running", id: 7, since: ++since });
     const probed = new Map<string, number>();
     const { outcomes } = await waitForOutcomes(
       store,

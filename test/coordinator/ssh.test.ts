@@ -202,22 +202,25 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
     assert.match(down.message ?? "", /connection refused/i);
   });
 
+  /** An inventory row that reaches the test's sshd (not bootstrapped: delivered over SSH). */
+  const sshdRow = (): ServerRow => ({
+    host: "h",
+    nodeKey: "",
+    nodeKeyId: "",
+    metricsUrl: null,
+    ssh: `root@127.0.0.1:${sshd.port}`,
+    group: null,
+    bootstrapped: false,
+    addedAt: 0,
+  });
+
   it("keeps host-key checking on when the operator's ssh config turns it off: an unknown server gets nothing", async () => {
     const lax = join(dirname(sshd.clientConfig), "ssh_config_lax");
     const config = readFileSync(sshd.clientConfig, "utf8")
       .replace("StrictHostKeyChecking yes", "StrictHostKeyChecking no")
       .replace(/UserKnownHostsFile \S+/, "UserKnownHostsFile /dev/null");
     writeFileSync(lax, config);
-    const row: ServerRow = {
-      host: "h",
-      nodeKey: "",
-      nodeKeyId: "",
-      metricsUrl: null,
-      ssh: `root@127.0.0.1:${sshd.port}`,
-      group: null,
-      bootstrapped: false,
-      addedAt: 0,
-    };
+    const row = sshdRow();
     const deliver = createSshDelivery({ logger: silentLogger, configFile: lax, timeoutMs: 10_000, remoteAgent: "echo '{\"ok\":true}'" });
     const result = await deliver(row, new Uint8Array([1, 2, 3]));
     assert.deepEqual([result.outcome, result.reason], ["ssh_failed", "ssh_failed"]);
@@ -233,16 +236,7 @@ describe("day-0 pushes over SSH", { concurrency: true }, () => {
   });
 
   it("gives up on a remote command that outlives the delivery timeout", async () => {
-    const row: ServerRow = {
-      host: "h",
-      nodeKey: "",
-      nodeKeyId: "",
-      metricsUrl: null,
-      ssh: `root@127.0.0.1:${sshd.port}`,
-      group: null,
-      bootstrapped: false,
-      addedAt: 0,
-    };
+    const row = sshdRow();
     // The loop ends with its ssh session, so nothing outlives the test on the server either.
     const deliver = createSshDelivery({
       logger: silentLogger,

@@ -25,6 +25,7 @@ import { agentExposition, startExposer } from "../helpers/metrics-server.ts";
 import type { Exposer } from "../helpers/metrics-server.ts";
 import { startNats } from "../helpers/nats.ts";
 import { initStoreLayout } from "../helpers/store-layout.ts";
+import { agentStatus } from "../helpers/status.ts";
 
 await sodiumReady();
 const HASH = "e".repeat(64);
@@ -45,22 +46,17 @@ const body = (host: string, key: string, id = ID) =>
     nodeKeyId: key,
   });
 
-const status = (over: Partial<AgentStatus>): AgentStatus => ({
-  host: "web-4",
-  state: "rejected",
-  id: ID,
-  plan_hash: HASH,
-  step_index: null,
-  steps: null,
-  since: Date.now(),
-  boot_time: BOOT,
-  result: "wrong_target",
-  applied_id: null,
-  applied_hash: null,
-  applied_boot_time: null,
-  version: "test",
-  ...over,
-});
+const status = (over: Partial<AgentStatus>): AgentStatus =>
+  agentStatus({
+    host: "web-4",
+    state: "rejected",
+    id: ID,
+    plan_hash: HASH,
+    since: Date.now(),
+    boot_time: BOOT,
+    result: "wrong_target",
+    ...over,
+  });
 /** web-4's record as its agent would write it: signed with its own node identity. */
 const signed = (st: AgentStatus): StatusRecord => ({ key: st.host, value: signStatusRecord(st, keys.get(st.host)!.identity.privateKey) });
 

@@ -5,6 +5,7 @@ import type { Reported } from "../../coordinator/metrics-parse.ts";
 import { isConverged, verdict } from "../../coordinator/verdict.ts";
 import type { ExpectedState, Verdict } from "../../coordinator/verdict.ts";
 import type { AgentStatus } from "../../shared/types.ts";
+import { agentStatus } from "../helpers/status.ts";
 
 const NOW = 1_741_340_000_000;
 const MAX_AGE = 30 * 60_000;
@@ -31,22 +32,8 @@ const reported = (over: Partial<Reported> = {}): Reported => ({
   ...over,
 });
 
-const status = (over: Partial<AgentStatus>): AgentStatus => ({
-  host: "web-1",
-  state: "idle",
-  id: ID,
-  plan_hash: HASH,
-  step_index: null,
-  steps: null,
-  since: NOW - 1000,
-  boot_time: BOOT,
-  result: null,
-  applied_id: null,
-  applied_hash: null,
-  applied_boot_time: null,
-  version: "test",
-  ...over,
-});
+const status = (over: Partial<AgentStatus>): AgentStatus =>
+  agentStatus({ id: ID, plan_hash: HASH, since: NOW - 1000, boot_time: BOOT, ...over });
 
 type Row = [
   name: string,
